@@ -1,0 +1,116 @@
+/**
+ * Wiring: from a parsed Config to running services. Used by the server (src/main.ts), the CLI
+ * (src/cli.ts) and the tests, so all three run the same code.
+ */
+import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
+import type { Config } from './config.ts';
+import type { Logger } from './log.ts';
+import { openDatabase, type Database } from './db/database.ts';
+import { migrate } from './db/migrator.ts';
+import { SecretBox } from './crypto/secret-box.ts';
+import { resolveServerSecret } from './crypto/server-secret.ts';
+import { Keyring, type KeyringOptions } from './tokens/keyring.ts';
+import { TokenService } from './tokens/jwt.ts';
+import { PluginConfigStore } from './plugins/store.ts';
+import { PluginManager, type BuiltinPlugin } from './plugins/manager.ts';
+import { applyPluginsConfigFile } from './plugins/config-file.ts';
+import { openIdConnectKind } from './plugins/openid-connect/index.ts';
+import { DEFAULT_OIDC_PLUGIN_ID, DEFAULT_OIDC_PLUGIN_NAME, OIDC_PLUGIN_KIND } from './plugins/openid-connect/settings.ts';
+import { Authenticator } from './auth/authenticate.ts';
+import { AuditLog } from './accounts/audit.ts';
+import type { AppServices } from './graphql/context.ts';
+import { createGraphQLServer } from './graphql/server.ts';
+import { createHttpServer } from './http/server.ts';
+
+export const BUILTIN_PLUGINS: readonly BuiltinPlugin[] = [
+  { id: DEFAULT_OIDC_PLUGIN_ID, kind: OIDC_PLUGIN_KIND, name: DEFAULT_OIDC_PLUGIN_NAME },
+];
+
+export function keyringOptions(config: Config): KeyringOptions {
+  return {
+    algorithm: config.signingAlgorithm,
+    maxTokenLifetimeSeconds: Math.max(config.accessTokenTtlSeconds, config.refreshTokenTtlSeconds),
+  };
+}
+
+/**
+ * Opens the database, applies migrations, and builds every service.
+ * @param role 'server' owns an embedded data directory; 'cli' attaches to a running server's.
+ */
+export async function createServices(config: Config, log: Logger, role: 'server' | 'cli'): Promise<AppServices> {
+  const box = SecretBox.fromSecret(resolveServerSecret(config, log));
+  const db: Database = await openDatabase(config, log, { attach: role === 'cli' });
+  try {
+    await migrate(db.pool, log);
+    const keyring = new Keyring(db.prisma, box, keyringOptions(config), log);
+    await keyring.init();
+    const tokens = new TokenService(keyring, config.issuer, config.accessTokenTtlSeconds, config.refreshTokenTtlSeconds);
+    const audit = new AuditLog(db.prisma, log);
+    const pluginServices = { config, prisma: db.prisma, box, tokens, audit, log };
+    const plugins = new PluginManager<unknown>(
+      [openIdConnectKind],
+      BUILTIN_PLUGINS,
+      new PluginConfigStore(db.prisma, box),
+      pluginServices,
+      log,
+    );
+    const authenticator = new Authenticator(db.prisma, tokens, plugins);
+    return { config, db, log, keyring, tokens, plugins, authenticator, audit, box };
+  } catch (e) {
+    await db.close().catch(() => {});
+    throw e;
+  }
+}
+
+export interface RunningServer {
+  app: AppServices;
+  server: http.Server;
+  /** Base URL the server listens on, e.g. http://127.0.0.1:8000 */
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  const app = await createServices(config, log, 'server');
+  try {
+    if (config.pluginsConfigFile) {
+      const applied = await applyPluginsConfigFile(app.plugins, config.pluginsConfigFile);
+      log.info('plugin configuration file applied', { file: config.pluginsConfigFile, plugins: applied });
+    }
+    const graphql = createGraphQLServer(log);
+    await graphql.start();
+    const server = createHttpServer({ app, graphql, log });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = server.address() as AddressInfo;
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+    log.info('server listening', { url, publicUrl: config.publicUrl, database: app.db.kind });
+    let closing: Promise<void> | undefined;
+    return {
+      app,
+      server,
+      url,
+      close: () =>
+        (closing ??= (async () => {
+          await new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          });
+          await graphql.stop();
+          app.plugins.close();
+          await app.db.close();
+        })()),
+    };
+  } catch (e) {
+    app.plugins.close();
+    await app.db.close().catch(() => {});
+    throw e;
+  }
+}

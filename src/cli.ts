@@ -1,0 +1,102 @@
+/**
+ * Operator commands. Works whether or not the server is running (on the embedded database it
+ * attaches to the running server's socket), and its writes are seen by the server at once.
+ *
+ *   npm run cli -- staff create --email <email> --permissions <NAME,NAME,…> [--ttl <seconds>]
+ *       creates or promotes a staff user and prints an access token alone on the last line
+ *   npm run cli -- keys rotate
+ *       new signing key; old keys keep verifying until their tokens have expired
+ *   npm run cli -- migrate
+ *
+ * Logs go to stderr so stdout carries only the result.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from './config.ts';
+import { createLogger } from './log.ts';
+import { createServices, keyringOptions } from './app.ts';
+import { upsertStaffUser, effectivePermissions } from './accounts/users.ts';
+import { PERMISSION_CODES, isPermissionCode, type PermissionCode } from './accounts/permissions.ts';
+import { CORE_TOKEN_OWNER } from './tokens/jwt.ts';
+import { rotateSigningKey } from './tokens/keyring.ts';
+import { FieldError } from './errors.ts';
+
+const USAGE = `Usage:
+  npm run cli -- staff create --email <email> --permissions <NAME,NAME,...> [--ttl <seconds>]
+  npm run cli -- keys rotate
+  npm run cli -- migrate`;
+
+class UsageError extends Error {}
+
+function parsePermissions(list: string | undefined): PermissionCode[] {
+  const names = (list ?? '').split(',').map((s) => s.trim().toUpperCase()).filter(Boolean);
+  const unknown = names.filter((n) => !isPermissionCode(n));
+  if (unknown.length) {
+    throw new UsageError(`Unknown permission(s): ${unknown.join(', ')}. Known: ${PERMISSION_CODES.join(', ')}`);
+  }
+  return names as PermissionCode[];
+}
+
+async function run(argv: string[]): Promise<number> {
+  const [group, action, ...rest] = argv;
+  const config = loadConfig();
+  const log = createLogger(config.logLevel, { component: 'cli' }, (line) => process.stderr.write(line));
+  const command = `${group ?? ''} ${action ?? ''}`.trim();
+  if (!['staff create', 'keys rotate', 'migrate'].includes(command)) throw new UsageError(`Unknown command "${command}".`);
+
+  let ttl: number | undefined;
+  let email: string | undefined;
+  let permissions: PermissionCode[] = [];
+  if (command === 'staff create') {
+    const { values } = parseArgs({
+      args: rest,
+      options: { email: { type: 'string' }, permissions: { type: 'string' }, ttl: { type: 'string' } },
+      strict: true,
+    });
+    if (!values.email) throw new UsageError('--email is required.');
+    email = values.email;
+    permissions = parsePermissions(values.permissions);
+    if (values.ttl !== undefined) {
+      ttl = Number(values.ttl);
+      if (!Number.isInteger(ttl) || ttl < 30 || ttl > Math.min(86_400, config.refreshTokenTtlSeconds)) {
+        throw new UsageError('--ttl must be a whole number of seconds between 30 and 86400.');
+      }
+    }
+  }
+
+  const app = await createServices(config, log, 'cli');
+  try {
+    if (command === 'migrate') {
+      process.stdout.write('database is up to date\n');
+      return 0;
+    }
+    if (command === 'keys rotate') {
+      const { kid, retired } = await rotateSigningKey(app.db.prisma, app.box, keyringOptions(config));
+      log.info('signing key rotated', { kid, retired });
+      process.stdout.write(`${kid}\n`);
+      return 0;
+    }
+    const user = await upsertStaffUser(app.db.prisma, { email: email!, permissions });
+    const granted = await effectivePermissions(app.db.prisma, user);
+    await app.audit.record({ type: 'staff.bootstrap', outcome: 'success', userId: user.id, detail: { permissions: granted, via: 'cli' } });
+    await app.keyring.reload();
+    const token = await (ttl
+      ? app.tokens.mintAccessTokenWithTtl(user, granted, CORE_TOKEN_OWNER, ttl)
+      : app.tokens.mintAccessToken(user, granted, CORE_TOKEN_OWNER));
+    process.stderr.write(`staff user ${user.email} (id ${user.id}) with ${granted.join(', ') || 'no permissions'}\n`);
+    process.stdout.write(`${token}\n`);
+    return 0;
+  } finally {
+    app.plugins.close();
+    await app.db.close();
+  }
+}
+
+run(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    if (e instanceof UsageError) process.stderr.write(`${e.message}\n\n${USAGE}\n`);
+    else if (e instanceof ConfigError || e instanceof FieldError) process.stderr.write(`${e.message}\n`);
+    else process.stderr.write(`Failed: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(e instanceof UsageError ? 2 : 1);
+  },
+);

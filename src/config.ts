@@ -1,0 +1,138 @@
+/**
+ * Every environment variable the server reads, parsed and validated in one place.
+ * Nothing else in src/ reads process.env. A missing or invalid value stops the process
+ * with a message naming the variable.
+ */
+import path from 'node:path';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type SigningAlgorithm = 'RS256' | 'ES256';
+
+export interface Config {
+  port: number;
+  host: string;
+  /** PostgreSQL connection string; undefined selects the embedded database. */
+  databaseUrl: string | undefined;
+  /** Embedded database files and the generated local secret live here. */
+  dataDir: string;
+  /** Server secret; undefined means "generate and keep one in dataDir" (local development). */
+  secretKey: string | undefined;
+  /** Absolute base URL of this server, without a trailing slash. */
+  publicUrl: string;
+  /** Our token issuer: the absolute GraphQL URL (as Saleor's `iss`). */
+  issuer: string;
+  /** Cookies are `Secure; SameSite=None` when the public URL is https. */
+  secureCookies: boolean;
+  pluginsConfigFile: string | undefined;
+  outboundAllowPrivateAddresses: boolean;
+  /** Origin patterns (`*` wildcard) allowed by CORS. */
+  allowedGraphqlOrigins: string[];
+  maxRequestBodyBytes: number;
+  accessTokenTtlSeconds: number;
+  refreshTokenTtlSeconds: number;
+  signingAlgorithm: SigningAlgorithm;
+  logLevel: LogLevel;
+  /** NODE_ENV=production: SECRET_KEY becomes mandatory. */
+  production: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function text(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = text(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `expected a whole number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = text(env, name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+  throw new ConfigError(name, `expected true or false, got "${raw}"`);
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = text(env, name);
+  if (raw === undefined) return fallback;
+  const found = allowed.find((a) => a.toLowerCase() === raw.toLowerCase());
+  if (!found) throw new ConfigError(name, `expected one of ${allowed.join(', ')}, got "${raw}"`);
+  return found;
+}
+
+function absoluteUrl(name: string, raw: string): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `not a valid absolute URL: "${raw}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(name, `must be an http or https URL, got "${raw}"`);
+  }
+  return url;
+}
+
+/** Parses the environment. Throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const port = integer(env, 'PORT', 8000, 0, 65535);
+  const host = text(env, 'HOST') ?? '0.0.0.0';
+
+  const databaseUrl = text(env, 'DATABASE_URL');
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//i.test(databaseUrl)) {
+    throw new ConfigError('DATABASE_URL', 'must start with postgresql:// or postgres://');
+  }
+
+  const secretKey = text(env, 'SECRET_KEY');
+  if (secretKey !== undefined && secretKey.length < 16) {
+    throw new ConfigError('SECRET_KEY', 'must be at least 16 characters long');
+  }
+
+  const publicUrlRaw = text(env, 'PUBLIC_URL') ?? `http://localhost:${port}`;
+  const publicUrl = absoluteUrl('PUBLIC_URL', publicUrlRaw).toString().replace(/\/+$/, '');
+
+  const origins = (text(env, 'ALLOWED_GRAPHQL_ORIGINS') ?? '*')
+    .split(',')
+    .map((o) => o.trim())
+    .filter((o) => o !== '');
+
+  const pluginsConfigFile = text(env, 'PLUGINS_CONFIG_FILE');
+
+  return {
+    port,
+    host,
+    databaseUrl,
+    dataDir: path.resolve(text(env, 'DATA_DIR') ?? './data'),
+    secretKey,
+    publicUrl,
+    issuer: `${publicUrl}/graphql/`,
+    secureCookies: publicUrl.startsWith('https:'),
+    pluginsConfigFile: pluginsConfigFile === undefined ? undefined : path.resolve(pluginsConfigFile),
+    outboundAllowPrivateAddresses: boolean(env, 'OUTBOUND_ALLOW_PRIVATE_ADDRESSES', false),
+    allowedGraphqlOrigins: origins,
+    maxRequestBodyBytes: integer(env, 'MAX_REQUEST_BODY_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
+    accessTokenTtlSeconds: integer(env, 'ACCESS_TOKEN_TTL_SECONDS', 300, 30, 24 * 3600),
+    refreshTokenTtlSeconds: integer(env, 'REFRESH_TOKEN_TTL_SECONDS', 30 * 24 * 3600, 60, 365 * 24 * 3600),
+    signingAlgorithm: oneOf(env, 'JWT_ALGORITHM', ['RS256', 'ES256'] as const, 'RS256'),
+    logLevel: oneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, 'info'),
+    production: text(env, 'NODE_ENV') === 'production',
+  };
+}

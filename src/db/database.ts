@@ -1,0 +1,64 @@
+/**
+ * Opens the database: PostgreSQL when DATABASE_URL is set, otherwise the embedded PGlite in
+ * DATA_DIR. Either way the rest of the code sees one `pg` pool and one Prisma client.
+ */
+import pg from 'pg';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { PrismaClient } from '../generated/prisma/client.ts';
+import type { Config } from '../config.ts';
+import type { Logger } from '../log.ts';
+import { openEmbeddedDatabase } from './embedded.ts';
+
+export type Prisma = PrismaClient;
+
+export interface Database {
+  kind: 'postgresql' | 'embedded';
+  prisma: PrismaClient;
+  pool: pg.Pool;
+  /** Cheap reachability check for /readyz. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /**
+   * Embedded only: attach to the data directory when another process already serves it
+   * (the CLI does; a second server must not).
+   */
+  attach: boolean;
+}
+
+export async function openDatabase(
+  config: Pick<Config, 'databaseUrl' | 'dataDir'>,
+  log: Logger,
+  options: OpenOptions,
+): Promise<Database> {
+  let pool: pg.Pool;
+  let closeBackend = async () => {};
+  let kind: Database['kind'];
+  if (config.databaseUrl) {
+    kind = 'postgresql';
+    pool = new pg.Pool({ connectionString: config.databaseUrl, max: 10, connectionTimeoutMillis: 10_000 });
+  } else {
+    kind = 'embedded';
+    const embedded = await openEmbeddedDatabase(config.dataDir, log, { attach: options.attach });
+    pool = new pg.Pool({ ...embedded.connection, max: 8, connectionTimeoutMillis: 30_000 });
+    closeBackend = embedded.close;
+  }
+  // An idle client that loses its server must not crash the process.
+  pool.on('error', (error) => log.warn('database connection error', { errorMessage: error.message }));
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  return {
+    kind,
+    prisma,
+    pool,
+    ping: async () => {
+      await pool.query('SELECT 1');
+    },
+    close: async () => {
+      await prisma.$disconnect();
+      await pool.end();
+      await closeBackend();
+    },
+  };
+}

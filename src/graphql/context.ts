@@ -1,0 +1,75 @@
+/**
+ * What every resolver gets: the application's services, the request, and the request's
+ * principal (resolved lazily, once, only when a resolver asks).
+ */
+import { GraphQLError } from 'graphql';
+import type { Config } from '../config.ts';
+import type { Database } from '../db/database.ts';
+import type { Logger } from '../log.ts';
+import type { TokenService } from '../tokens/jwt.ts';
+import type { Keyring } from '../tokens/keyring.ts';
+import type { PluginManager } from '../plugins/manager.ts';
+import type { RequestInfo } from '../plugins/contract.ts';
+import type { Authenticator } from '../auth/authenticate.ts';
+import type { AuditLog } from '../accounts/audit.ts';
+import type { Principal } from '../accounts/principal.ts';
+import type { PermissionCode } from '../accounts/permissions.ts';
+import type { SecretBox } from '../crypto/secret-box.ts';
+
+export interface AppServices {
+  config: Config;
+  db: Database;
+  log: Logger;
+  keyring: Keyring;
+  tokens: TokenService;
+  plugins: PluginManager<unknown>;
+  authenticator: Authenticator;
+  audit: AuditLog;
+  box: SecretBox;
+}
+
+export interface GraphQLContext {
+  app: AppServices;
+  req: RequestInfo;
+  /** The bearer token of the request, if any (never logged). */
+  token: string | undefined;
+  principal(): Promise<Principal | null>;
+  /**
+   * Filled in once the operation is known, for the request log line. An object, because
+   * Apollo hands resolvers a shallow copy of the context.
+   */
+  meta: { operationName?: string };
+}
+
+export function createContext(app: AppServices, req: RequestInfo, token: string | undefined): GraphQLContext {
+  let principal: Promise<Principal | null> | undefined;
+  return {
+    app,
+    req,
+    token,
+    meta: {},
+    principal: () => (principal ??= token ? app.authenticator.authenticate(token, req) : Promise.resolve(null)),
+  };
+}
+
+/** Saleor's permission-denied error (a top-level GraphQL error; the field resolves to null). */
+export function permissionDenied(permissions?: readonly PermissionCode[]): GraphQLError {
+  const message = permissions?.length
+    ? `You need one of the following permissions: ${permissions.join(', ')}`
+    : 'You do not have permission to perform this action';
+  return new GraphQLError(message, { extensions: { exception: { code: 'PermissionDenied' } } });
+}
+
+/** Requires an authenticated principal holding at least one of `anyOf`. */
+export async function requirePermission(ctx: GraphQLContext, anyOf: readonly PermissionCode[]): Promise<Principal> {
+  const principal = await ctx.principal();
+  if (!principal || !anyOf.some((p) => principal.permissions.includes(p))) throw permissionDenied(anyOf);
+  return principal;
+}
+
+/** Requires an authenticated user (not an app). */
+export async function requireUser(ctx: GraphQLContext): Promise<Extract<Principal, { kind: 'user' }>> {
+  const principal = await ctx.principal();
+  if (!principal || principal.kind !== 'user') throw permissionDenied();
+  return principal;
+}

@@ -1,0 +1,58 @@
+/**
+ * plugins, plugin, pluginUpdate, shop. Reading and changing plugin configuration requires
+ * MANAGE_PLUGINS; secrets are masked on read (see src/plugins/configuration.ts).
+ */
+import { PERMISSION_CODES } from '../../accounts/permissions.ts';
+import type { PluginView } from '../../plugins/manager.ts';
+import type { ConfigurationUpdate } from '../../plugins/configuration.ts';
+import { requirePermission, type GraphQLContext } from '../context.ts';
+import { connection, pageWindow, pluginErrors, toErrorItems, type PageArgs } from '../results.ts';
+import { permissionView } from './users.ts';
+
+export const pluginResolvers = {
+  Query: {
+    shop: () => ({}),
+    plugins: async (_: unknown, args: PageArgs, ctx: GraphQLContext) => {
+      await requirePermission(ctx, ['MANAGE_PLUGINS']);
+      const window = pageWindow(args);
+      const all = await ctx.app.plugins.list();
+      return connection(all.slice(window.skip, window.skip + window.take), window, all.length);
+    },
+    plugin: async (_: unknown, args: { id: string }, ctx: GraphQLContext) => {
+      await requirePermission(ctx, ['MANAGE_PLUGINS']);
+      return (await ctx.app.plugins.get(args.id)) ?? null;
+    },
+  },
+  Shop: {
+    availableExternalAuthentications: async (_: unknown, __: unknown, ctx: GraphQLContext) =>
+      (await ctx.app.plugins.activeInstances())
+        .filter((p) => typeof p.externalAuthenticationUrl === 'function')
+        .map((p) => ({ id: p.id, name: p.name })),
+    permissions: () => PERMISSION_CODES.map(permissionView),
+  },
+  Plugin: {
+    globalConfiguration: (p: PluginView) => ({ active: p.active, configuration: p.configuration }),
+    channelConfigurations: () => [],
+  },
+  Mutation: {
+    pluginUpdate: async (
+      _: unknown,
+      args: { id: string; channelId?: string | null; input: ConfigurationUpdate },
+      ctx: GraphQLContext,
+    ) => {
+      const principal = await requirePermission(ctx, ['MANAGE_PLUGINS']);
+      const actorUserId = principal.kind === 'user' ? principal.user.id : null;
+      const audit = { type: 'plugin.updated', actorUserId, pluginId: args.id, ip: ctx.req.ip, userAgent: ctx.req.userAgent, requestId: ctx.req.requestId };
+      try {
+        const { plugin, changed } = await ctx.app.plugins.update(args.id, args.input);
+        // Field names only: values (secrets) never reach the audit trail.
+        await ctx.app.audit.record({ ...audit, outcome: 'success', detail: { changed } });
+        return { plugin, ...pluginErrors([]) };
+      } catch (e) {
+        const items = toErrorItems(ctx, e, 'pluginUpdate');
+        await ctx.app.audit.record({ ...audit, outcome: 'failure', detail: { errors: items.map((i) => i.field) } });
+        return { plugin: null, ...pluginErrors(items) };
+      }
+    },
+  },
+};

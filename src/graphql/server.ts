@@ -1,0 +1,69 @@
+/**
+ * The GraphQL engine: schema.graphql + resolvers in Apollo Server (no HTTP of its own; the
+ * HTTP layer hands requests to executeHTTPGraphQLRequest).
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import type { Logger } from '../log.ts';
+import type { GraphQLContext } from './context.ts';
+import { DateTime, GenericScalar, JSONString } from './scalars.ts';
+import { userResolvers } from './resolvers/users.ts';
+import { pluginResolvers } from './resolvers/plugins.ts';
+import { tokenResolvers } from './resolvers/tokens.ts';
+import { externalResolvers } from './resolvers/external.ts';
+
+export const SCHEMA_PATH = fileURLToPath(new URL('../../schema.graphql', import.meta.url));
+
+export const resolvers = {
+  JSONString,
+  DateTime,
+  GenericScalar,
+  Query: { ...userResolvers.Query, ...pluginResolvers.Query },
+  Mutation: { ...pluginResolvers.Mutation, ...tokenResolvers.Mutation, ...externalResolvers.Mutation },
+  User: userResolvers.User,
+  Group: userResolvers.Group,
+  Shop: pluginResolvers.Shop,
+  Plugin: pluginResolvers.Plugin,
+  Node: { __resolveType: () => null },
+};
+
+/** Records the operation name and outcome on the context, for the request log line. */
+const operationNamePlugin: ApolloServerPlugin<GraphQLContext> = {
+  async requestDidStart() {
+    return {
+      async didResolveOperation({ contextValue, operationName, operation }) {
+        contextValue.meta.operationName = operationName ?? operation?.operation;
+      },
+    };
+  },
+};
+
+export function createGraphQLServer(log: Logger): ApolloServer<GraphQLContext> {
+  return new ApolloServer<GraphQLContext>({
+    typeDefs: readFileSync(SCHEMA_PATH, 'utf8'),
+    resolvers,
+    plugins: [ApolloServerPluginLandingPageDisabled(), operationNamePlugin],
+    includeStacktraceInErrorResponses: false,
+    introspection: true,
+    formatError: (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+      const original = error instanceof GraphQLError ? error.originalError : error;
+      // Errors we raise on purpose (permission denied, bad input) and GraphQL's own
+      // syntax/validation errors pass through; anything else is a bug: log it, say little.
+      if (original === undefined || original instanceof GraphQLError) return formatted;
+      log.error('unexpected resolver error', {
+        path: formatted.path,
+        errorName: (original as Error).name,
+        errorMessage: (original as Error).message,
+        stack: (original as Error).stack,
+      });
+      return {
+        message: 'Internal Server Error',
+        ...(formatted.path ? { path: formatted.path } : {}),
+        extensions: { exception: { code: 'INTERNAL_ERROR' } },
+      };
+    },
+  });
+}

@@ -1,0 +1,221 @@
+/**
+ * The HTTP surface (names fixed for operators, see saleor-contract.md section 7):
+ *   POST|GET /graphql/ and /graphql    GraphQL (413 over the body limit)
+ *   OPTIONS  /graphql/                 CORS preflight
+ *   GET      /.well-known/jwks.json    our public signing keys
+ *   GET      /healthz                  process up (no I/O)
+ *   GET      /readyz                   database reachable
+ *   POST     /oidc/backchannel-logout/<pluginId>
+ * Every request gets one JSON log line with its request id (X-Request-Id, echoed back).
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { HeaderMap, type ApolloServer } from '@apollo/server';
+import type { Logger } from '../log.ts';
+import { describeError } from '../log.ts';
+import type { AppServices, GraphQLContext } from '../graphql/context.ts';
+import { createContext } from '../graphql/context.ts';
+import type { RequestInfo } from '../plugins/contract.ts';
+import { tokenFromHeaders } from '../auth/authenticate.ts';
+import { parseCookies } from '../auth/cookies.ts';
+import { corsHeaders, originMatcher } from './cors.ts';
+
+class BodyTooLarge extends Error {}
+
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) {
+      reject(new BodyTooLarge());
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(new BodyTooLarge());
+        req.removeAllListeners('data');
+        req.resume();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+const REQUEST_ID_SHAPE = /^[\w.:-]{1,128}$/;
+
+function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
+  res.end(body);
+}
+
+export interface HttpServerOptions {
+  app: AppServices;
+  graphql: ApolloServer<GraphQLContext>;
+  log: Logger;
+}
+
+export function createHttpServer({ app, graphql, log }: HttpServerOptions): http.Server {
+  const allowedOrigin = originMatcher(app.config.allowedGraphqlOrigins);
+
+  async function handleGraphQL(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    info: RequestInfo,
+    setCookies: string[],
+    cors: Record<string, string>,
+    ctxOut: { ctx?: GraphQLContext },
+  ): Promise<number> {
+    let body: unknown = undefined;
+    if (req.method === 'POST') {
+      let raw: string;
+      try {
+        raw = await readBody(req, app.config.maxRequestBodyBytes);
+      } catch (e) {
+        if (e instanceof BodyTooLarge) {
+          send(res, 413, JSON.stringify({ errors: [{ message: 'Request body too large.' }] }), { ...cors, connection: 'close' });
+          return 413;
+        }
+        throw e;
+      }
+      const type = (req.headers['content-type'] ?? '').toLowerCase();
+      if (type.includes('application/json')) {
+        try {
+          body = raw === '' ? undefined : JSON.parse(raw);
+        } catch {
+          send(res, 400, JSON.stringify({ errors: [{ message: 'Request body is not valid JSON.' }] }), cors);
+          return 400;
+        }
+      } else {
+        body = raw;
+      }
+    }
+    const headers = new HeaderMap();
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+    }
+    const ctx = createContext(app, info, tokenFromHeaders(req.headers));
+    ctxOut.ctx = ctx;
+    const result = await graphql.executeHTTPGraphQLRequest({
+      httpGraphQLRequest: { method: req.method ?? 'GET', headers, search: url.search, body },
+      context: async () => ctx,
+    });
+    const outHeaders: Record<string, string | string[]> = { ...cors };
+    for (const [k, v] of result.headers) outHeaders[k] = v;
+    if (setCookies.length) outHeaders['set-cookie'] = setCookies;
+    const status = result.status ?? 200;
+    res.writeHead(status, outHeaders);
+    if (result.body.kind === 'complete') {
+      res.end(result.body.string);
+    } else {
+      for await (const chunk of result.body.asyncIterator) res.write(chunk);
+      res.end();
+    }
+    return status;
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = process.hrtime.bigint();
+    const given = req.headers['x-request-id'];
+    const requestId = typeof given === 'string' && REQUEST_ID_SHAPE.test(given) ? given : randomUUID();
+    res.setHeader('x-request-id', requestId);
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const reqLog = log.child({ requestId });
+    const setCookies: string[] = [];
+    const info: RequestInfo = {
+      requestId,
+      ip: req.socket.remoteAddress,
+      userAgent: req.headers['user-agent'],
+      cookies: parseCookies(req.headers.cookie),
+      setCookie: (c) => setCookies.push(c),
+      log: reqLog,
+    };
+    const ctxOut: { ctx?: GraphQLContext } = {};
+    let status = 500;
+    try {
+      const path = url.pathname;
+      if (path === '/graphql/' || path === '/graphql') {
+        const cors = corsHeaders(req.headers.origin, allowedOrigin, req.method === 'OPTIONS');
+        if (req.method === 'OPTIONS') {
+          status = 204;
+          res.writeHead(204, cors);
+          res.end();
+        } else if (req.method === 'POST' || req.method === 'GET') {
+          status = await handleGraphQL(req, res, url, info, setCookies, cors, ctxOut);
+        } else {
+          status = 405;
+          send(res, 405, JSON.stringify({ errors: [{ message: 'Method not allowed.' }] }), { ...cors, allow: 'POST, GET, OPTIONS' });
+        }
+      } else if (path === '/healthz' && req.method === 'GET') {
+        status = 200;
+        send(res, 200, '{"status":"ok"}', { 'cache-control': 'no-store' });
+      } else if (path === '/readyz' && req.method === 'GET') {
+        try {
+          await app.db.ping();
+          status = 200;
+          send(res, 200, '{"status":"ready"}', { 'cache-control': 'no-store' });
+        } catch (e) {
+          status = 503;
+          reqLog.warn('readiness check failed', describeError(e));
+          send(res, 503, '{"status":"database unreachable"}', { 'cache-control': 'no-store' });
+        }
+      } else if (path === '/.well-known/jwks.json' && req.method === 'GET') {
+        status = 200;
+        send(res, 200, JSON.stringify(app.keyring.jwks()), {
+          'content-type': 'application/jwk-set+json',
+          'cache-control': 'public, max-age=300',
+          'access-control-allow-origin': '*',
+        });
+      } else if (path.startsWith('/oidc/backchannel-logout/') && req.method === 'POST') {
+        status = await handleBackchannelLogout(req, res, decodeURIComponent(path.slice('/oidc/backchannel-logout/'.length)), info);
+      } else {
+        status = 404;
+        send(res, 404, '{"error":"not found"}');
+      }
+    } catch (e) {
+      reqLog.error('request failed', describeError(e));
+      if (!res.headersSent) {
+        status = 500;
+        send(res, 500, JSON.stringify({ errors: [{ message: 'Internal Server Error' }] }));
+      } else {
+        res.destroy();
+      }
+    } finally {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      reqLog.info('request', {
+        method: req.method,
+        path: url.pathname,
+        status,
+        operationName: ctxOut.ctx?.meta.operationName,
+        durationMs: Math.round(ms * 100) / 100,
+        outcome: status < 400 ? 'ok' : status < 500 ? 'client_error' : 'server_error',
+      });
+    }
+  }
+
+  async function handleBackchannelLogout(req: IncomingMessage, res: ServerResponse, pluginId: string, info: RequestInfo) {
+    const headers = { 'cache-control': 'no-store' };
+    let form: URLSearchParams;
+    try {
+      form = new URLSearchParams(await readBody(req, 64 * 1024));
+    } catch {
+      send(res, 400, '{"error":"invalid_request"}', headers);
+      return 400;
+    }
+    const plugin = await app.plugins.active(pluginId);
+    const ok = plugin?.backchannelLogout ? await plugin.backchannelLogout(form, info) : false;
+    send(res, ok ? 200 : 400, ok ? '{}' : '{"error":"invalid_request"}', headers);
+    return ok ? 200 : 400;
+  }
+
+  const server = http.createServer((req, res) => {
+    void handle(req, res);
+  });
+  server.keepAliveTimeout = 65_000;
+  return server;
+}

@@ -1,0 +1,93 @@
+/**
+ * The plugin contract. A plugin *kind* (e.g. "openid-connect") describes its configuration
+ * fields and validation and creates *instances*; each instance has its own plugin id and
+ * stored configuration (one kind can serve several ids: several OIDC connections).
+ *
+ * The manager calls hooks by plugin id; a hook that is absent, or a plugin that is unknown or
+ * inactive, yields the default result (Saleor's behaviour: empty result, no error).
+ * Hooks fail on bad input by throwing FieldError (src/errors.ts).
+ */
+import type { AuthenticatedUser, Principal } from '../accounts/principal.ts';
+import type { FieldError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+
+export type JsonObject = Record<string, unknown>;
+
+export type ConfigFieldType = 'STRING' | 'MULTILINE' | 'BOOLEAN' | 'SECRET' | 'SECRETMULTILINE' | 'PASSWORD' | 'OUTPUT';
+
+export const SECRET_FIELD_TYPES: ReadonlySet<ConfigFieldType> = new Set(['SECRET', 'SECRETMULTILINE', 'PASSWORD']);
+
+export interface ConfigField {
+  /** snake_case, as Saleor names configuration fields. */
+  name: string;
+  type: ConfigFieldType;
+  label: string;
+  helpText: string;
+  default: string | boolean | null;
+}
+
+/** Decrypted configuration values by field name. */
+export type ConfigValues = Record<string, string | boolean | null>;
+
+/** What an instance is created from. */
+export interface PluginSettings {
+  id: string;
+  name: string;
+  active: boolean;
+  values: ConfigValues;
+}
+
+/** Per-request facts and effects a hook may use. */
+export interface RequestInfo {
+  requestId: string;
+  ip: string | undefined;
+  userAgent: string | undefined;
+  cookies: Readonly<Record<string, string>>;
+  /** Adds a Set-Cookie header to the response. */
+  setCookie(header: string): void;
+  log: Logger;
+}
+
+export interface ExternalTokens {
+  token: string;
+  refreshToken: string | null;
+  csrfToken: string | null;
+  user: AuthenticatedUser;
+}
+
+export interface ExternalVerifyResult {
+  user: AuthenticatedUser | null;
+  isValid: boolean;
+  verifyData: JsonObject | null;
+}
+
+export interface PluginInstance {
+  readonly id: string;
+  readonly name: string;
+  readonly active: boolean;
+  /** → `authenticationData`. */
+  externalAuthenticationUrl?(input: JsonObject, req: RequestInfo): Promise<JsonObject>;
+  externalObtainAccessTokens?(input: JsonObject, req: RequestInfo): Promise<ExternalTokens | null>;
+  /** Also reached through `tokenRefresh` with a refresh token this plugin minted. */
+  externalRefresh?(input: JsonObject, req: RequestInfo): Promise<ExternalTokens | null>;
+  /** → `logoutData`. */
+  externalLogout?(input: JsonObject, req: RequestInfo): Promise<JsonObject>;
+  externalVerify?(input: JsonObject, req: RequestInfo): Promise<ExternalVerifyResult>;
+  /** Authenticates a bearer token that is not one of ours; null when it does not vouch for it. */
+  authenticateRequest?(token: string, req: RequestInfo): Promise<Principal | null>;
+  /** OpenID Connect Back-Channel Logout: true when the logout token was valid and handled. */
+  backchannelLogout?(form: URLSearchParams, req: RequestInfo): Promise<boolean>;
+  /** Releases timers and caches when the instance is replaced or the server stops. */
+  close?(): void;
+}
+
+export interface PluginKind<Services = unknown> {
+  kind: string;
+  /** Name given to a new instance when none is given. */
+  defaultName: string;
+  description: string;
+  fields: readonly ConfigField[];
+  /** Validation of an active configuration; field names in errors are camelCase. */
+  validate(values: ConfigValues): FieldError[];
+  create(settings: PluginSettings, services: Services): PluginInstance;
+}

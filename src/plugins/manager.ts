@@ -1,0 +1,170 @@
+/**
+ * Routes hooks to plugins by id, and owns their configuration lifecycle.
+ *
+ * - Known ids are the stored configurations plus the built-in defaults (Saleor's OIDC plugin
+ *   id exists, inactive, before anyone configures it).
+ * - A snapshot of all configurations is cached; it is re-read when this process updates one,
+ *   and otherwise at most every SNAPSHOT_TTL_MS (so writes by another process, e.g. the CLI
+ *   or a second server, are seen within that time). Instances survive a reload unless their
+ *   own configuration changed, so their caches (JWKS, discovery) stay warm.
+ */
+import { FieldError, FieldErrors } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { PluginInstance, PluginKind, ConfigValues } from './contract.ts';
+import { applyUpdate, defaultValues, readBack, type ConfigurationItemView, type ConfigurationUpdate } from './configuration.ts';
+import type { PluginConfigStore, StoredPlugin } from './store.ts';
+
+const SNAPSHOT_TTL_MS = 5_000;
+
+export interface BuiltinPlugin {
+  id: string;
+  kind: string;
+  name: string;
+}
+
+export interface PluginView {
+  id: string;
+  name: string;
+  description: string;
+  kind: string;
+  active: boolean;
+  configuration: ConfigurationItemView[];
+}
+
+interface Entry {
+  stored: Omit<StoredPlugin, 'updatedAt'> & { updatedAt: Date | null };
+  kind: PluginKind;
+  instance: PluginInstance;
+}
+
+export class PluginManager<Services = unknown> {
+  private readonly kinds: Map<string, PluginKind<Services>>;
+  private entries = new Map<string, Entry>();
+  private loadedAt = 0;
+  private loading: Promise<void> | undefined;
+
+  constructor(
+    kinds: readonly PluginKind<Services>[],
+    private readonly builtins: readonly BuiltinPlugin[],
+    private readonly store: PluginConfigStore,
+    private readonly services: Services,
+    private readonly log: Logger,
+  ) {
+    this.kinds = new Map(kinds.map((k) => [k.kind, k]));
+  }
+
+  private reload(): Promise<void> {
+    this.loading ??= this.load().finally(() => {
+      this.loading = undefined;
+    });
+    return this.loading;
+  }
+
+  private async load(): Promise<void> {
+    const rows = await this.store.loadAll(this.kinds as ReadonlyMap<string, PluginKind>);
+    const wanted = new Map<string, Entry['stored']>();
+    for (const b of this.builtins) {
+      const kind = this.kinds.get(b.kind);
+      if (kind) wanted.set(b.id, { id: b.id, kind: b.kind, name: b.name, active: false, values: defaultValues(kind), updatedAt: null });
+    }
+    for (const row of rows) {
+      if (!this.kinds.has(row.kind)) {
+        this.log.warn('stored plugin of unknown kind ignored', { pluginId: row.id, kind: row.kind });
+        continue;
+      }
+      wanted.set(row.id, { ...row, values: { ...defaultValues(this.kinds.get(row.kind)!), ...row.values } });
+    }
+    const next = new Map<string, Entry>();
+    for (const [id, stored] of wanted) {
+      const kind = this.kinds.get(stored.kind)!;
+      const previous = this.entries.get(id);
+      if (previous && previous.stored.updatedAt?.getTime() === stored.updatedAt?.getTime() && previous.kind === kind) {
+        next.set(id, previous);
+        continue;
+      }
+      previous?.instance.close?.();
+      const instance = kind.create({ id, name: stored.name, active: stored.active, values: stored.values }, this.services);
+      next.set(id, { stored, kind, instance });
+    }
+    for (const [id, entry] of this.entries) if (!next.has(id)) entry.instance.close?.();
+    this.entries = next;
+    this.loadedAt = Date.now();
+  }
+
+  private async fresh(): Promise<Map<string, Entry>> {
+    if (Date.now() - this.loadedAt > SNAPSHOT_TTL_MS) await this.reload();
+    return this.entries;
+  }
+
+  /** Forces the next read to reload from the database. */
+  invalidate(): void {
+    this.loadedAt = 0;
+  }
+
+  private view(entry: Entry): PluginView {
+    return {
+      id: entry.stored.id,
+      name: entry.stored.name,
+      description: entry.kind.description,
+      kind: entry.kind.kind,
+      active: entry.stored.active,
+      configuration: readBack(entry.kind, entry.stored.values),
+    };
+  }
+
+  async list(): Promise<PluginView[]> {
+    return [...(await this.fresh()).values()].map((e) => this.view(e)).sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  async get(id: string): Promise<PluginView | undefined> {
+    const entry = (await this.fresh()).get(id);
+    return entry && this.view(entry);
+  }
+
+  /** The active instance for `id`, or undefined (unknown or inactive: callers return defaults). */
+  async active(id: string): Promise<PluginInstance | undefined> {
+    const entry = (await this.fresh()).get(id);
+    return entry?.stored.active ? entry.instance : undefined;
+  }
+
+  async activeInstances(): Promise<PluginInstance[]> {
+    return [...(await this.fresh()).values()].filter((e) => e.stored.active).map((e) => e.instance);
+  }
+
+  /**
+   * pluginUpdate: validates and saves, or throws FieldErrors and saves nothing.
+   * Returns the names of the fields that changed (values are never reported).
+   */
+  async update(
+    id: string,
+    update: ConfigurationUpdate,
+    options: { createAs?: { kind: string; name?: string } } = {},
+  ): Promise<{ plugin: PluginView; changed: string[] }> {
+    await this.reload();
+    let entry: Pick<Entry, 'kind'> & { stored: Pick<Entry['stored'], 'name' | 'active' | 'values' | 'updatedAt'> } | undefined =
+      this.entries.get(id);
+    if (!entry && options.createAs) {
+      const kind = this.kinds.get(options.createAs.kind);
+      if (!kind) throw new FieldErrors([new FieldError('kind', 'INVALID', `Unknown plugin kind ${options.createAs.kind}.`)]);
+      entry = { kind, stored: { name: options.createAs.name ?? kind.defaultName, active: false, values: defaultValues(kind), updatedAt: null } };
+    }
+    if (!entry) throw new FieldErrors([new FieldError('id', 'NOT_FOUND', `Plugin with id ${id} does not exist.`)]);
+    const result = applyUpdate(entry.kind, { active: entry.stored.active, values: entry.stored.values }, update);
+    if (result.changed.length > 0 || entry.stored.updatedAt === null) {
+      await this.store.save(entry.kind, { id, name: entry.stored.name, active: result.active, values: result.values });
+    }
+    await this.reload();
+    const saved = this.entries.get(id)!;
+    return { plugin: this.view(saved), changed: result.changed };
+  }
+
+  /** The configuration of `id` in plain text, for the plugin's own use (never for output). */
+  async values(id: string): Promise<ConfigValues | undefined> {
+    return (await this.fresh()).get(id)?.stored.values;
+  }
+
+  close(): void {
+    for (const entry of this.entries.values()) entry.instance.close?.();
+    this.entries.clear();
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * The HTTP surface: health, readiness, JWKS, GraphQL status codes, body limit, CORS,
+ * request ids, and bad input answered with typed errors (never a crash).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+
+let s: TestServer;
+
+beforeAll(async () => {
+  s = await startTestServer({ ALLOWED_GRAPHQL_ORIGINS: 'https://shop.example.com,https://*.preview.example.com', MAX_REQUEST_BODY_BYTES: '4096' });
+});
+afterAll(async () => {
+  await s?.close();
+});
+
+describe('health and keys', () => {
+  it('answers /healthz and /readyz', async () => {
+    const h = await fetch(`${s.url}/healthz`);
+    expect(h.status).toBe(200);
+    expect(await h.json()).toEqual({ status: 'ok' });
+    const r = await fetch(`${s.url}/readyz`);
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ status: 'ready' });
+  });
+
+  it('publishes an RS256 public key whose kid is its thumbprint', async () => {
+    const res = await fetch(`${s.url}/.well-known/jwks.json`);
+    expect(res.status).toBe(200);
+    const jwks = (await res.json()) as { keys: Array<Record<string, string>> };
+    expect(jwks.keys).toHaveLength(1);
+    const key = jwks.keys[0]!;
+    expect(key['kty']).toBe('RSA');
+    expect(key['alg']).toBe('RS256');
+    expect(key['d']).toBeUndefined();
+    expect(key['p']).toBeUndefined();
+    const { calculateJwkThumbprint } = await import('jose');
+    expect(key['kid']).toBe(await calculateJwkThumbprint({ kty: 'RSA', n: key['n']!, e: key['e']! }));
+  });
+
+  it('answers 404 on unknown paths', async () => {
+    expect((await fetch(`${s.url}/nope`)).status).toBe(404);
+  });
+});
+
+describe('GraphQL over HTTP', () => {
+  it('serves /graphql/ and /graphql', async () => {
+    for (const p of ['/graphql/', '/graphql']) {
+      const res = await fetch(`${s.url}${p}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: '{ me { id } }' }),
+      });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ data: { me: null } });
+    }
+  });
+
+  it('answers a syntax error with 400 and GraphQL errors', async () => {
+    const r = await s.gql('{ me { id ');
+    expect(r.status).toBe(400);
+    expect(r.body.errors?.[0]?.message).toMatch(/Syntax Error/);
+  });
+
+  it('answers a validation error with 400', async () => {
+    const r = await s.gql('{ me { noSuchField } }');
+    expect(r.status).toBe(400);
+    expect(r.body.errors?.[0]?.message).toMatch(/noSuchField/);
+  });
+
+  it('answers a body that is not JSON with 400', async () => {
+    const res = await fetch(`${s.url}/graphql/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
+    expect(res.status).toBe(400);
+  });
+
+  it('answers a body over the limit with 413', async () => {
+    const res = await fetch(`${s.url}/graphql/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: `{ me { id } } # ${'x'.repeat(5000)}` }),
+    });
+    expect(res.status).toBe(413);
+  });
+
+  it('answers application/graphql-response+json when asked', async () => {
+    const res = await fetch(`${s.url}/graphql/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
+      body: JSON.stringify({ query: '{ me { id } }' }),
+    });
+    expect(res.headers.get('content-type')).toMatch(/application\/graphql-response\+json/);
+  });
+
+  it('echoes X-Request-Id and logs it with the operation name', async () => {
+    const res = await fetch(`${s.url}/graphql/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'req-abc-123' },
+      body: JSON.stringify({ query: 'query WhoAmI { me { id } }' }),
+    });
+    expect(res.headers.get('x-request-id')).toBe('req-abc-123');
+    const line = s.logs.map((l) => JSON.parse(l)).find((l) => l.requestId === 'req-abc-123' && l.message === 'request');
+    expect(line).toMatchObject({ operationName: 'WhoAmI', status: 200, outcome: 'ok', level: 'info' });
+    expect(typeof line.durationMs).toBe('number');
+  });
+});
+
+describe('JSONString input', () => {
+  const mutation = (input: string) =>
+    `mutation { externalAuthenticationUrl(pluginId: "mirumee.authentication.openidconnect", input: ${JSON.stringify(input)}) { authenticationData errors { field code message } } }`;
+
+  it('refuses invalid JSON at validation (400)', async () => {
+    const r = await s.gql(mutation('{not json'));
+    expect(r.status).toBe(400);
+    expect(r.body.errors?.[0]?.message).toMatch(/JSONString/);
+  });
+
+  it.each(['[]', '1', '"text"', 'null', 'true'])('answers non-object JSON %s with a typed INVALID error', async (input) => {
+    const r = await s.gql(mutation(input));
+    expect(r.status).toBe(200);
+    expect(r.body.data.externalAuthenticationUrl).toEqual({
+      authenticationData: null,
+      errors: [{ field: 'input', code: 'INVALID', message: 'Input must be a JSON object.' }],
+    });
+  });
+
+  it('gives the empty result for an unknown or inactive plugin', async () => {
+    for (const pluginId of ['no.such.plugin', 'mirumee.authentication.openidconnect']) {
+      const r = await s.gql(
+        `mutation($p: String!) {
+          a: externalAuthenticationUrl(pluginId: $p, input: "{}") { authenticationData errors { code } }
+          b: externalObtainAccessTokens(pluginId: $p, input: "{}") { token refreshToken csrfToken user { id } errors { code } }
+          c: externalLogout(pluginId: $p, input: "{}") { logoutData errors { code } }
+          d: externalVerify(pluginId: $p, input: "{}") { user { id } isValid verifyData errors { code } }
+          e: externalRefresh(pluginId: $p, input: "{}") { token errors { code } }
+        }`,
+        { p: pluginId },
+      );
+      expect(r.body.data).toEqual({
+        a: { authenticationData: '{}', errors: [] },
+        b: { token: null, refreshToken: null, csrfToken: null, user: null, errors: [] },
+        c: { logoutData: '{}', errors: [] },
+        d: { user: null, isValid: false, verifyData: '{}', errors: [] },
+        e: { token: null, errors: [] },
+      });
+    }
+  });
+});
+
+describe('CORS', () => {
+  it('echoes an allowed origin with credentials', async () => {
+    const res = await fetch(`${s.url}/graphql/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: 'https://shop.example.com' },
+      body: JSON.stringify({ query: '{ me { id } }' }),
+    });
+    expect(res.headers.get('access-control-allow-origin')).toBe('https://shop.example.com');
+    expect(res.headers.get('access-control-allow-credentials')).toBe('true');
+    expect(res.headers.get('vary')).toMatch(/Origin/);
+  });
+
+  it('answers a preflight for a wildcard-matched origin', async () => {
+    const res = await fetch(`${s.url}/graphql/`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://pr-7.preview.example.com', 'access-control-request-method': 'POST' },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('access-control-allow-origin')).toBe('https://pr-7.preview.example.com');
+    expect(res.headers.get('access-control-allow-methods')).toBe('POST, GET, OPTIONS');
+    const allowed = res.headers.get('access-control-allow-headers')?.toLowerCase() ?? '';
+    for (const h of ['authorization', 'authorization-bearer', 'content-type']) expect(allowed).toContain(h);
+  });
+
+  it('sends no CORS headers to other origins', async () => {
+    const res = await fetch(`${s.url}/graphql/`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://evil.example.org', 'access-control-request-method': 'POST' },
+    });
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+    expect(res.headers.get('access-control-allow-credentials')).toBeNull();
+  });
+});
