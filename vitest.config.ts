@@ -52,7 +52,7 @@ export default defineConfig(async () => {
                 test: {
                   ...shared,
                   name: 'postgresql',
-                  include: ['test/e2e/**/*.test.ts', 'test/db/**/*.test.ts'],
+                  include: ['test/e2e/**/*.test.ts', 'test/db/migrator.test.ts'],
                   env: { TEST_DATABASE_URL: POSTGRES_URL },
                 },
               },

@@ -57,7 +57,7 @@ export function permissionDenied(permissions?: readonly PermissionCode[]): Graph
   const message = permissions?.length
     ? `You need one of the following permissions: ${permissions.join(', ')}`
     : 'You do not have permission to perform this action';
-  return new GraphQLError(message, { extensions: { exception: { code: 'PermissionDenied' } } });
+  return new GraphQLError(message, { extensions: { exception: { code: 'PermissionDenied' }, code: 'PermissionDenied' } });
 }
 
 /** Requires an authenticated principal holding at least one of `anyOf`. */

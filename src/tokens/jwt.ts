@@ -127,7 +127,7 @@ export class TokenService {
   }
 
   /**
-   * Verifies one of our tokens: known kid, the key's own algorithm, our issuer, not expired.
+   * Verifies one of our tokens: known kid, the key's own algorithm, not expired.
    * `ours: false` in a failure means the token is not ours at all (other kid / not a JWT), so
    * another authenticator (a plugin) may try it.
    */
@@ -145,10 +145,13 @@ export class TokenService {
     }
     let payload: JWTPayload;
     try {
+      // `iss` is required but not compared with this process's PUBLIC_URL: what makes a
+      // token ours is the signature by one of our own keys (the kid names a key in our
+      // database). The CLI may mint tokens without knowing the server's PUBLIC_URL, and a
+      // deployment that changes its URL must not invalidate every token at once.
       ({ payload } = await jwtVerify(token, key.publicKey, {
         algorithms: [key.alg],
-        issuer: this.issuer,
-        requiredClaims: ['exp', 'iat', 'type', 'owner', 'user_id', 'token'],
+        requiredClaims: ['iss', 'exp', 'iat', 'type', 'owner', 'user_id', 'token'],
       }));
     } catch (e) {
       if (e instanceof joseErrors.JWTExpired) {

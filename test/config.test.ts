@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import path from 'node:path';
+import { ConfigError, loadConfig } from '../src/config.ts';
+
+describe('loadConfig', () => {
+  it('has the documented defaults', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      port: 8000,
+      host: '0.0.0.0',
+      databaseUrl: undefined,
+      dataDir: path.resolve('./data'),
+      secretKey: undefined,
+      publicUrl: 'http://localhost:8000',
+      issuer: 'http://localhost:8000/graphql/',
+      secureCookies: false,
+      pluginsConfigFile: undefined,
+      outboundAllowPrivateAddresses: false,
+      allowedGraphqlOrigins: ['*'],
+      maxRequestBodyBytes: 1048576,
+      accessTokenTtlSeconds: 300,
+      refreshTokenTtlSeconds: 2592000,
+      signingAlgorithm: 'RS256',
+      logLevel: 'info',
+      production: false,
+    });
+  });
+
+  it('derives the public URL from PORT and honours an https PUBLIC_URL', () => {
+    expect(loadConfig({ PORT: '9001' }).publicUrl).toBe('http://localhost:9001');
+    const c = loadConfig({ PUBLIC_URL: 'https://auth.example.com/' });
+    expect(c.publicUrl).toBe('https://auth.example.com');
+    expect(c.issuer).toBe('https://auth.example.com/graphql/');
+    expect(c.secureCookies).toBe(true);
+  });
+
+  it('parses lists, booleans and enums', () => {
+    const c = loadConfig({
+      ALLOWED_GRAPHQL_ORIGINS: 'https://a.example.com, https://*.b.example.com,',
+      OUTBOUND_ALLOW_PRIVATE_ADDRESSES: 'TRUE',
+      JWT_ALGORITHM: 'es256',
+      DATABASE_URL: 'postgresql://u@h:5432/db',
+    });
+    expect(c.allowedGraphqlOrigins).toEqual(['https://a.example.com', 'https://*.b.example.com']);
+    expect(c.outboundAllowPrivateAddresses).toBe(true);
+    expect(c.signingAlgorithm).toBe('ES256');
+    expect(c.databaseUrl).toBe('postgresql://u@h:5432/db');
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['DATABASE_URL', 'mysql://x'],
+    ['SECRET_KEY', 'short'],
+    ['PUBLIC_URL', 'not a url'],
+    ['PUBLIC_URL', 'ftp://x.example.com'],
+    ['OUTBOUND_ALLOW_PRIVATE_ADDRESSES', 'maybe'],
+    ['JWT_ALGORITHM', 'HS256'],
+    ['LOG_LEVEL', 'loud'],
+    ['ACCESS_TOKEN_TTL_SECONDS', '5'],
+    ['MAX_REQUEST_BODY_BYTES', '-1'],
+  ])('refuses %s=%s naming the variable', (name, value) => {
+    let error: unknown;
+    try {
+      loadConfig({ [name]: value });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variable).toBe(name);
+    expect((error as Error).message.startsWith(`${name}:`)).toBe(true);
+  });
+});
