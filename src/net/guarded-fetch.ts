@@ -1,0 +1,410 @@
+/**
+ * The one outbound door: every request to an OpenID provider (discovery, JWKS, token,
+ * userinfo, revocation, ...) goes through the fetch made here. It adds what a plain fetch
+ * lacks when the URL comes from configuration or from a provider's own metadata:
+ *
+ * - https only (plain http only when private addresses are allowed, i.e. tests);
+ * - an address guard applied when the socket is opened, so DNS rebinding cannot slip past
+ *   it: the hostname is resolved once, every address is checked, and the connection goes to
+ *   the addresses that were checked; literal IP hosts are checked without DNS;
+ * - no redirects (a 3xx is an error, its Location is never followed);
+ * - one time limit for the whole request including reading the body;
+ * - a size limit on the response body, enforced while streaming.
+ *
+ * Errors are OutboundError with a `kind`; their messages and `url` carry origin and path
+ * only, never the query string (it may hold codes or secrets) and never a body. Nothing
+ * here logs.
+ *
+ * The result is a fetch-compatible function for openid-client v6's `customFetch` and jose's
+ * `createRemoteJWKSet` `[customFetch]`. It returns a standard `globalThis.Response` holding
+ * the buffered body (oauth4webapi checks `instanceof Response`).
+ */
+import dns from 'node:dns';
+import { isIP, isIPv4, isIPv6, type LookupFunction } from 'node:net';
+import { Agent, buildConnector, fetch as undiciFetch, type Dispatcher } from 'undici';
+
+export interface GuardedFetchOptions {
+  /** Allow loopback/private/link-local destinations and plain http (tests against a local IdP). Default false. */
+  allowPrivateAddresses: boolean;
+  /** Total time for one request including reading the body. Default 5000 ms. */
+  timeoutMs?: number;
+  /** Largest response body accepted. Default 1 MiB. */
+  maxResponseBytes?: number;
+}
+
+export const DEFAULT_TIMEOUT_MS = 5000;
+export const DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024;
+
+export type OutboundErrorKind =
+  | 'blocked-address'
+  | 'insecure-scheme'
+  | 'timeout'
+  | 'too-large'
+  | 'redirect'
+  | 'network';
+
+export class OutboundError extends Error {
+  constructor(
+    readonly kind: OutboundErrorKind,
+    /** Origin and pathname of the request URL only; never the query (it may hold secrets). */
+    readonly url: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'OutboundError';
+  }
+}
+
+/**
+ * Raised inside the connector (DNS lookup or literal IP) when a destination is refused;
+ * surfaces from undici as the cause of its "fetch failed" TypeError.
+ */
+class BlockedAddressError extends Error {
+  readonly code = 'ERR_OUTBOUND_BLOCKED_ADDRESS';
+  constructor(
+    readonly host: string,
+    readonly address: string,
+  ) {
+    super(
+      host === address
+        ? `${address} is not a public address`
+        : `${host} resolves to ${address}, which is not a public address`,
+    );
+    this.name = 'BlockedAddressError';
+  }
+}
+
+/** Returns a fetch that enforces the outbound rules above. One connection pool per call. */
+export function createGuardedFetch(options: GuardedFetchOptions): typeof fetch {
+  const allowPrivate = options.allowPrivateAddresses;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+    throw new RangeError('timeoutMs must be a positive integer');
+  }
+  if (!Number.isInteger(maxBytes) || maxBytes < 0) {
+    throw new RangeError('maxResponseBytes must be a non-negative integer');
+  }
+
+  const dispatcher: Dispatcher = allowPrivate ? new Agent() : new Agent({ connect: guardedConnector() });
+
+  return async function guardedFetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+    let url: URL;
+    try {
+      url = new URL(input instanceof Request ? input.url : typeof input === 'string' ? input : input.href);
+    } catch {
+      // Do not echo the input: it may carry secrets in its query.
+      throw new TypeError('Invalid URL for an outbound request');
+    }
+    const where = safeUrl(url);
+
+    if (!(url.protocol === 'https:' || (allowPrivate && url.protocol === 'http:'))) {
+      throw new OutboundError(
+        'insecure-scheme',
+        where,
+        `Refusing ${url.protocol} request to ${where}: only ${allowPrivate ? 'https: and http:' : 'https:'} allowed`,
+      );
+    }
+    if (url.username !== '' || url.password !== '') {
+      throw new TypeError(`Refusing request to ${where}: credentials in the URL`);
+    }
+    const literal = stripBrackets(url.hostname);
+    if (!allowPrivate && isIP(literal) !== 0 && isNonPublicAddress(literal)) {
+      // Checked again by the connector; refusing here spares building the request at all.
+      throw new OutboundError('blocked-address', where, `Refusing request to ${where}: ${literal} is not a public address`);
+    }
+
+    // Let the platform's Request merge input and init (headers, body, signal) by the spec, then
+    // hand plain values to undici: its fetch does not recognise another copy's Request/FormData.
+    let request: Request;
+    try {
+      request = new Request(input instanceof Request ? input : url.href, init);
+    } catch (err) {
+      throw new TypeError(`Invalid outbound request to ${where}`, { cause: err });
+    }
+    const body = request.body === null ? undefined : new Uint8Array(await request.arrayBuffer());
+
+    const callerSignal = request.signal;
+    const timeoutSignal = AbortSignal.timeout(timeoutMs);
+    const signal = AbortSignal.any([timeoutSignal, callerSignal]);
+
+    const fail = (err: unknown): unknown => {
+      if (err instanceof OutboundError) return err;
+      // The caller's own abort keeps its reason, as with fetch (jose maps TimeoutError itself).
+      if (callerSignal.aborted) return callerSignal.reason;
+      if (timeoutSignal.aborted) {
+        return new OutboundError('timeout', where, `Request to ${where} timed out after ${timeoutMs} ms`);
+      }
+      const blocked = findInCauses(err, (e): e is BlockedAddressError => e instanceof BlockedAddressError);
+      if (blocked) {
+        return new OutboundError('blocked-address', where, `Refusing request to ${where}: ${blocked.message}`);
+      }
+      const code = describeFailure(err, url);
+      const system = findInCauses(err, (e): e is Error => e instanceof Error && typeof (e as { code?: unknown }).code === 'string');
+      // Only a system/undici error with a code is kept as cause: those name at most host and port.
+      return new OutboundError('network', where, `Request to ${url.origin} failed: ${code}`, system ? { cause: system } : undefined);
+    };
+
+    try {
+      const response = await undiciFetch(url.href, {
+        method: request.method,
+        headers: [...request.headers],
+        body,
+        signal,
+        redirect: 'manual',
+        dispatcher,
+      });
+
+      if (response.status >= 300 && response.status < 400) {
+        void response.body?.cancel().catch(() => {});
+        // The Location is deliberately not in the message: it may carry codes or tokens.
+        throw new OutboundError('redirect', where, `Refusing redirect (${response.status}) from ${where}`);
+      }
+
+      const declared = response.headers.get('content-length');
+      if (declared !== null && /^\d+$/.test(declared) && Number(declared) > maxBytes) {
+        void response.body?.cancel().catch(() => {});
+        throw tooLarge(where, maxBytes);
+      }
+
+      const bytes = await readLimited(response.body, maxBytes, where);
+
+      const headers = new Headers();
+      for (const [name, value] of response.headers) headers.append(name, value);
+      const nullBody = response.status === 204 || response.status === 205;
+      const result = new Response(nullBody ? null : bytes, {
+        status: response.status,
+        statusText: REASON_PHRASE.test(response.statusText) ? response.statusText : '',
+        headers,
+      });
+      // A constructed Response has url ''; keep the one requested, as fetch would.
+      Object.defineProperty(result, 'url', { value: url.href, enumerable: true });
+      return result;
+    } catch (err) {
+      throw fail(err);
+    }
+  };
+}
+
+/** reason-phrase = *( HTAB / SP / VCHAR / obs-text ) (RFC 9112 §4); Response rejects others. */
+const REASON_PHRASE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+function tooLarge(where: string, maxBytes: number): OutboundError {
+  return new OutboundError('too-large', where, `Response from ${where} exceeds ${maxBytes} bytes`);
+}
+
+/** Reads a body stream into memory, cancelling it as soon as it passes `maxBytes`. */
+async function readLimited(
+  body: ReadableStream<Uint8Array> | null,
+  maxBytes: number,
+  where: string,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const out: Uint8Array[] = [];
+  let total = 0;
+  if (body !== null) {
+    const reader = body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > maxBytes) {
+        void reader.cancel().catch(() => {});
+        throw tooLarge(where, maxBytes);
+      }
+      out.push(value);
+    }
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of out) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
+}
+
+/**
+ * undici connector that refuses non-public destinations before any byte is sent: literal IP
+ * hosts are checked here (net.connect does not call `lookup` for them), hostnames in
+ * `guardedLookup`, whose checked addresses are the ones the socket then connects to.
+ */
+function guardedConnector(): buildConnector.connector {
+  const connect = buildConnector({ lookup: guardedLookup });
+  return (opts, callback) => {
+    const host = stripBrackets(opts.hostname);
+    if (isIP(host) !== 0 && isNonPublicAddress(host)) {
+      callback(new BlockedAddressError(host, host), null);
+      return;
+    }
+    connect(opts, callback);
+  };
+}
+
+/** dns.lookup that resolves all addresses and fails if any of them is non-public. */
+const guardedLookup: LookupFunction = (hostname, options, callback) => {
+  dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
+    if (err) {
+      callback(err, '');
+      return;
+    }
+    const refused = addresses.find((a) => isNonPublicAddress(a.address));
+    if (refused) {
+      callback(new BlockedAddressError(hostname, refused.address), '');
+      return;
+    }
+    const first = addresses[0];
+    if (first === undefined) {
+      callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), '');
+      return;
+    }
+    if (options.all) callback(null, addresses);
+    else callback(null, first.address, first.family);
+  });
+};
+
+/** Origin and pathname; no userinfo, query or fragment. */
+function safeUrl(url: URL): string {
+  return `${url.protocol}//${url.host}${url.pathname}`;
+}
+
+function stripBrackets(host: string): string {
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
+/** Depth-first search through `cause` chains and AggregateError members. */
+function findInCauses<T>(err: unknown, match: (e: unknown) => e is T, depth = 0): T | undefined {
+  if (depth > 8 || err === null || typeof err !== 'object') return undefined;
+  if (match(err)) return err;
+  if (err instanceof AggregateError) {
+    for (const inner of err.errors) {
+      const found = findInCauses(inner, match, depth + 1);
+      if (found !== undefined) return found;
+    }
+  }
+  return findInCauses((err as { cause?: unknown }).cause, match, depth + 1);
+}
+
+/**
+ * What went wrong, for the message: the first code in the error chain (ECONNREFUSED,
+ * ENOTFOUND, UND_ERR_SOCKET, ...), else the innermost cause's message (undici's network
+ * errors, e.g. "bad port"), with the query removed should it appear there.
+ */
+function describeFailure(err: unknown, url: URL): string {
+  const coded = findInCauses(err, (e): e is { code: string } => typeof (e as { code?: unknown }).code === 'string');
+  if (coded) return coded.code;
+  let innermost: Error | undefined;
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) innermost = e;
+  if (innermost === undefined) return 'unknown error';
+  let text = innermost.message || innermost.name;
+  if (url.search !== '') text = text.split(url.search).join('').split(url.search.slice(1)).join('');
+  return text.slice(0, 200);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Address classification
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * IPv4 blocks that are not publicly routable destinations, after the IANA IPv4
+ * Special-Purpose Address Registry (RFC 6890) and the multicast/reserved space.
+ */
+const IPV4_NON_PUBLIC: ReadonlyArray<readonly [string, number]> = [
+  ['0.0.0.0', 8], // "this network", incl. the unspecified 0.0.0.0 (RFC 791, RFC 1122)
+  ['10.0.0.0', 8], // private (RFC 1918)
+  ['100.64.0.0', 10], // shared address space / CGNAT (RFC 6598)
+  ['127.0.0.0', 8], // loopback (RFC 1122)
+  ['169.254.0.0', 16], // link-local (RFC 3927), incl. cloud metadata 169.254.169.254
+  ['172.16.0.0', 12], // private (RFC 1918)
+  ['192.0.0.0', 24], // IETF protocol assignments (RFC 6890)
+  ['192.0.2.0', 24], // documentation TEST-NET-1 (RFC 5737)
+  ['192.88.99.0', 24], // deprecated 6to4 relay anycast (RFC 7526)
+  ['192.168.0.0', 16], // private (RFC 1918)
+  ['198.18.0.0', 15], // benchmarking (RFC 2544)
+  ['198.51.100.0', 24], // documentation TEST-NET-2 (RFC 5737)
+  ['203.0.113.0', 24], // documentation TEST-NET-3 (RFC 5737)
+  ['224.0.0.0', 4], // multicast (RFC 5771)
+  ['240.0.0.0', 4], // reserved (RFC 1112), incl. limited broadcast 255.255.255.255
+];
+
+/**
+ * IPv6 blocks inside global unicast 2000::/3 that are still not public destinations
+ * (IANA IPv6 Special-Purpose Address Registry). Everything outside 2000::/3 is refused as a
+ * whole (::, ::1, fc00::/7 unique-local, fe80::/10 link-local, fec0::/10, ff00::/8 multicast,
+ * 100::/64 discard, 64:ff9b:1::/48, 5f00::/16 ...), except the IPv4-embedding forms below.
+ */
+const IPV6_NON_PUBLIC: ReadonlyArray<readonly [string, number]> = [
+  ['2001::', 23], // IETF protocol assignments: Teredo, benchmarking 2001:2::/48, ORCHID (RFC 2928)
+  ['2001:db8::', 32], // documentation (RFC 3849)
+  ['3fff::', 20], // documentation (RFC 9637)
+];
+
+const V4_RANGES = IPV4_NON_PUBLIC.map(([base, bits]) => {
+  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+  return { base: (parseIPv4(base)! & mask) >>> 0, mask };
+});
+
+const V6_RANGES = IPV6_NON_PUBLIC.map(([base, bits]) => ({ base: parseIPv6(base)!, bits }));
+
+/**
+ * Pure: true when `ip` (IPv4, or IPv6 incl. IPv4-mapped, NAT64 and 6to4 forms) is loopback,
+ * private, link-local, CGNAT, unspecified, multicast, broadcast, benchmarking, documentation
+ * or otherwise not a public destination. Anything that is not a valid IP address (including
+ * a zoned IPv6 address such as fe80::1%eth0) is answered true: fail closed.
+ */
+export function isNonPublicAddress(ip: string): boolean {
+  const host = stripBrackets(ip.trim());
+  if (isIPv4(host)) return isNonPublicIPv4(parseIPv4(host)!);
+  if (!isIPv6(host) || host.includes('%')) return true;
+  const v6 = parseIPv6(host);
+  if (v6 === null) return true;
+
+  // IPv4-mapped ::ffff:0:0/96 (RFC 4291 §2.5.5.2) and NAT64 64:ff9b::/96 (RFC 6052): judge
+  // the embedded IPv4 address; the packet ends up there.
+  if (v6 >> 32n === 0xffffn || v6 >> 32n === 0x0064ff9b_0000_0000_0000_0000n) {
+    return isNonPublicIPv4(Number(v6 & 0xffffffffn));
+  }
+  // 6to4 2002::/16 (RFC 3056) embeds the IPv4 address of its relay endpoint in bits 16..47.
+  if (v6 >> 112n === 0x2002n) {
+    return isNonPublicIPv4(Number((v6 >> 80n) & 0xffffffffn));
+  }
+  if (v6 >> 125n !== 0b001n) return true; // outside global unicast 2000::/3
+  return V6_RANGES.some(({ base, bits }) => v6 >> BigInt(128 - bits) === base >> BigInt(128 - bits));
+}
+
+function isNonPublicIPv4(v4: number): boolean {
+  return V4_RANGES.some(({ base, mask }) => ((v4 & mask) >>> 0) === base);
+}
+
+/** Dotted-quad → unsigned 32-bit number; null unless strictly a.b.c.d. */
+function parseIPv4(s: string): number | null {
+  if (!isIPv4(s)) return null;
+  const parts = s.split('.').map(Number);
+  return parts.reduce((acc, octet) => acc * 256 + octet, 0);
+}
+
+/** Textual IPv6 (incl. "::" and a dotted IPv4 tail) → 128-bit bigint; null if malformed. */
+function parseIPv6(s: string): bigint | null {
+  if (!isIPv6(s) || s.includes('%')) return null;
+  let text = s;
+  const lastColon = text.lastIndexOf(':');
+  const tail = text.slice(lastColon + 1);
+  if (tail.includes('.')) {
+    const v4 = parseIPv4(tail);
+    if (v4 === null) return null;
+    text = `${text.slice(0, lastColon + 1)}${(v4 >>> 16).toString(16)}:${(v4 & 0xffff).toString(16)}`;
+  }
+  const halves = text.split('::');
+  if (halves.length > 2) return null;
+  const head = halves[0] === '' ? [] : (halves[0] ?? '').split(':');
+  const rest = halves.length === 2 ? (halves[1] === '' ? [] : (halves[1] ?? '').split(':')) : [];
+  const missing = 8 - head.length - rest.length;
+  if (halves.length === 2 ? missing < 1 : missing !== 0) return null;
+  const groups = [...head, ...Array<string>(missing).fill('0'), ...rest];
+  let value = 0n;
+  for (const group of groups) {
+    if (!/^[0-9a-fA-F]{1,4}$/.test(group)) return null;
+    value = (value << 16n) | BigInt(parseInt(group, 16));
+  }
+  return value;
+}
