@@ -36,7 +36,15 @@ export function parsePluginsConfig(file: string, text: string): FileEntry[] {
   try {
     doc = JSON.parse(text);
   } catch (e) {
-    throw new PluginsConfigFileError(file, `not valid JSON (${(e as Error).message})`);
+    // The parser's message quotes the file's text, which may hold secrets: give only where.
+    const at = /position (\d+)/.exec((e as Error).message);
+    let where = '';
+    if (at) {
+      const before = text.slice(0, Number(at[1]));
+      const line = before.split('\n').length;
+      where = ` at line ${line}, column ${before.length - before.lastIndexOf('\n')}`;
+    }
+    throw new PluginsConfigFileError(file, `not valid JSON${where}`);
   }
   const list = isRecord(doc) ? doc['plugins'] : doc;
   if (!Array.isArray(list)) throw new PluginsConfigFileError(file, 'expected {"plugins": [...]} or a list');

@@ -61,7 +61,7 @@ export class PluginManager<Services = unknown> {
   }
 
   private async load(): Promise<void> {
-    const rows = await this.store.loadAll(this.kinds as ReadonlyMap<string, PluginKind>);
+    const rows = await this.store.loadAll(this.kinds as ReadonlyMap<string, PluginKind<never>>);
     const wanted = new Map<string, Entry['stored']>();
     for (const b of this.builtins) {
       const kind = this.kinds.get(b.kind);
@@ -140,22 +140,53 @@ export class PluginManager<Services = unknown> {
     update: ConfigurationUpdate,
     options: { createAs?: { kind: string; name?: string } } = {},
   ): Promise<{ plugin: PluginView; changed: string[] }> {
+    const changed = await this.store.transact(id, this.kinds as ReadonlyMap<string, PluginKind<never>>, async (row, save) => {
+      // Start from the database row (not the cache): concurrent updates must not lose changes.
+      const builtin = this.builtins.find((b) => b.id === id);
+      const kindName = row?.kind ?? builtin?.kind ?? options.createAs?.kind;
+      const kind = kindName === undefined ? undefined : this.kinds.get(kindName);
+      if (!kind) {
+        if (options.createAs) throw new FieldErrors([new FieldError('kind', 'INVALID', `Unknown plugin kind ${options.createAs.kind}.`)]);
+        throw new FieldErrors([new FieldError('id', 'NOT_FOUND', `Plugin with id ${id} does not exist.`)]);
+      }
+      const name = row?.name ?? builtin?.name ?? options.createAs?.name ?? kind.defaultName;
+      const current = { active: row?.active ?? false, values: { ...defaultValues(kind), ...row?.values } };
+      const result = applyUpdate(kind as PluginKind, current, update);
+      if (result.changed.length > 0 || !row) await save(kind, { id, name, active: result.active, values: result.values });
+      return result.changed;
+    });
+    await this.reloadAfterWrite();
+    const saved = this.entries.get(id);
+    if (!saved) throw new Error(`plugin ${id} vanished after it was saved`);
+    return { plugin: this.view(saved), changed };
+  }
+
+  /** A load that starts after our write (not one already running, which may miss it). */
+  private async reloadAfterWrite(): Promise<void> {
+    await this.loading?.catch(() => {});
     await this.reload();
-    let entry: Pick<Entry, 'kind'> & { stored: Pick<Entry['stored'], 'name' | 'active' | 'values' | 'updatedAt'> } | undefined =
-      this.entries.get(id);
-    if (!entry && options.createAs) {
-      const kind = this.kinds.get(options.createAs.kind);
-      if (!kind) throw new FieldErrors([new FieldError('kind', 'INVALID', `Unknown plugin kind ${options.createAs.kind}.`)]);
-      entry = { kind, stored: { name: options.createAs.name ?? kind.defaultName, active: false, values: defaultValues(kind), updatedAt: null } };
+  }
+
+  /**
+   * Adds a new instance of `kind` (inactive, defaults). Throws FieldErrors: bad or taken id.
+   */
+  async create(id: string, kind: string, name: string): Promise<PluginView> {
+    if (!/^[a-z0-9][a-z0-9._-]{2,99}$/.test(id)) {
+      throw new FieldErrors([new FieldError('id', 'INVALID', "Use 3 to 100 characters of a-z, 0-9, '.', '-' and '_', starting with a letter or digit.")]);
     }
-    if (!entry) throw new FieldErrors([new FieldError('id', 'NOT_FOUND', `Plugin with id ${id} does not exist.`)]);
-    const result = applyUpdate(entry.kind, { active: entry.stored.active, values: entry.stored.values }, update);
-    if (result.changed.length > 0 || entry.stored.updatedAt === null) {
-      await this.store.save(entry.kind, { id, name: entry.stored.name, active: result.active, values: result.values });
+    if (!name.trim()) throw new FieldErrors([new FieldError('name', 'REQUIRED', 'A name is required.')]);
+    await this.reloadAfterWrite();
+    if (this.entries.has(id)) throw new FieldErrors([new FieldError('id', 'UNIQUE', `Plugin with id ${id} already exists.`)]);
+    return (await this.update(id, {}, { createAs: { kind, name: name.trim() } })).plugin;
+  }
+
+  /** Removes an instance that was created (built-in plugins cannot be removed). */
+  async remove(id: string): Promise<void> {
+    if (this.builtins.some((b) => b.id === id)) {
+      throw new FieldErrors([new FieldError('id', 'INVALID', 'Built-in plugins cannot be removed; deactivate them instead.')]);
     }
-    await this.reload();
-    const saved = this.entries.get(id)!;
-    return { plugin: this.view(saved), changed: result.changed };
+    if (!(await this.store.remove(id))) throw new FieldErrors([new FieldError('id', 'NOT_FOUND', `Plugin with id ${id} does not exist.`)]);
+    await this.reloadAfterWrite();
   }
 
   /** The configuration of `id` in plain text, for the plugin's own use (never for output). */
