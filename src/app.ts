@@ -15,7 +15,8 @@ import { TokenService } from './tokens/jwt.ts';
 import { PluginConfigStore } from './plugins/store.ts';
 import { PluginManager, type BuiltinPlugin } from './plugins/manager.ts';
 import { applyPluginsConfigFile } from './plugins/config-file.ts';
-import { openIdConnectKind } from './plugins/openid-connect/index.ts';
+import { openIdConnectKind, type OidcServices } from './plugins/openid-connect/index.ts';
+import { createGuardedFetch } from './net/guarded-fetch.ts';
 import { DEFAULT_OIDC_PLUGIN_ID, DEFAULT_OIDC_PLUGIN_NAME, OIDC_PLUGIN_KIND } from './plugins/openid-connect/settings.ts';
 import { Authenticator } from './auth/authenticate.ts';
 import { AuditLog } from './accounts/audit.ts';
@@ -47,16 +48,30 @@ export async function createServices(config: Config, log: Logger, role: 'server'
     await keyring.init();
     const tokens = new TokenService(keyring, config.issuer, config.accessTokenTtlSeconds, config.refreshTokenTtlSeconds);
     const audit = new AuditLog(db.prisma, log);
-    const pluginServices = { config, prisma: db.prisma, box, tokens, audit, log };
-    const plugins = new PluginManager<unknown>(
+    const pluginServices: OidcServices = {
+      prisma: db.prisma,
+      box,
+      tokens,
+      audit,
+      log,
+      fetch: createGuardedFetch({
+        allowPrivateAddresses: config.outboundAllowPrivateAddresses,
+        timeoutMs: config.outboundTimeoutMs,
+      }),
+      allowInsecureRequests: config.outboundAllowPrivateAddresses,
+      jwksCooldownMs: config.jwksRefetchCooldownMs,
+      outboundTimeoutSeconds: Math.ceil(config.outboundTimeoutMs / 1000),
+      secureCookies: config.secureCookies,
+    };
+    const plugins = new PluginManager<OidcServices>(
       [openIdConnectKind],
       BUILTIN_PLUGINS,
       new PluginConfigStore(db.prisma, box),
       pluginServices,
       log,
     );
-    const authenticator = new Authenticator(db.prisma, tokens, plugins);
-    return { config, db, log, keyring, tokens, plugins, authenticator, audit, box };
+    const authenticator = new Authenticator(db.prisma, tokens, plugins as PluginManager<unknown>);
+    return { config, db, log, keyring, tokens, plugins: plugins as PluginManager<unknown>, authenticator, audit, box };
   } catch (e) {
     await db.close().catch(() => {});
     throw e;

@@ -25,6 +25,10 @@ export interface Config {
   secureCookies: boolean;
   pluginsConfigFile: string | undefined;
   outboundAllowPrivateAddresses: boolean;
+  /** Time limit of one request to an identity provider. */
+  outboundTimeoutMs: number;
+  /** Minimum time between two JWKS refetches caused by an unknown `kid`. */
+  jwksRefetchCooldownMs: number;
   /** Origin patterns (`*` wildcard) allowed by CORS. */
   allowedGraphqlOrigins: string[];
   maxRequestBodyBytes: number;
@@ -127,6 +131,8 @@ export function loadConfig(env: Env = process.env): Config {
     secureCookies: publicUrl.startsWith('https:'),
     pluginsConfigFile: pluginsConfigFile === undefined ? undefined : path.resolve(pluginsConfigFile),
     outboundAllowPrivateAddresses: boolean(env, 'OUTBOUND_ALLOW_PRIVATE_ADDRESSES', false),
+    outboundTimeoutMs: integer(env, 'OUTBOUND_TIMEOUT_MS', 5000, 100, 60_000),
+    jwksRefetchCooldownMs: integer(env, 'OIDC_JWKS_REFETCH_COOLDOWN_SECONDS', 10, 0, 3600) * 1000,
     allowedGraphqlOrigins: origins,
     maxRequestBodyBytes: integer(env, 'MAX_REQUEST_BODY_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
     accessTokenTtlSeconds: integer(env, 'ACCESS_TOKEN_TTL_SECONDS', 300, 30, 24 * 3600),

@@ -9,8 +9,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Prisma } from '../db/database.ts';
 import type { Principal } from '../accounts/principal.ts';
-import { knownPermissions } from '../accounts/users.ts';
-import { parseGlobalIdOf } from '../graphql/global-id.ts';
+import { principalFromAccessClaims } from './our-tokens.ts';
 import type { TokenService, AccessTokenClaims } from '../tokens/jwt.ts';
 import type { PluginManager } from '../plugins/manager.ts';
 import type { RequestInfo } from '../plugins/contract.ts';
@@ -33,28 +32,9 @@ export class Authenticator {
     private readonly plugins: PluginManager<unknown>,
   ) {}
 
-  /**
-   * The user behind one of our access tokens, checked against the database: the user exists,
-   * is active, and the token's key is the user's current one. Null otherwise.
-   */
-  async principalFromOurClaims(claims: AccessTokenClaims): Promise<Principal | null> {
-    const id = parseGlobalIdOf('User', claims.user_id);
-    if (id === null) return null;
-    const user = await this.prisma.user.findUnique({ where: { id } });
-    if (!user || !user.isActive || user.tokenKey !== claims.token) return null;
-    return {
-      kind: 'user',
-      owner: claims.owner,
-      user,
-      // Saleor: the token's own permission list is what the request is authenticated with.
-      permissions: knownPermissions(Array.isArray(claims.permissions) ? claims.permissions : []),
-      isStaff: claims.is_staff === true,
-    };
-  }
-
   async authenticate(token: string, req: RequestInfo): Promise<Principal | null> {
     const result = await this.tokens.verify(token, 'access');
-    if (result.ok) return this.principalFromOurClaims(result.claims as AccessTokenClaims);
+    if (result.ok) return principalFromAccessClaims(this.prisma, result.claims as AccessTokenClaims);
     if (result.ours) {
       req.log.debug('bearer token refused', { reason: result.code, token: fingerprint(token) });
       return null;

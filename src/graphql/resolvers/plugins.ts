@@ -5,9 +5,21 @@
 import { PERMISSION_CODES } from '../../accounts/permissions.ts';
 import type { PluginView } from '../../plugins/manager.ts';
 import type { ConfigurationUpdate } from '../../plugins/configuration.ts';
+import type { Principal } from '../../accounts/principal.ts';
+import { OIDC_PLUGIN_KIND } from '../../plugins/openid-connect/settings.ts';
 import { requirePermission, type GraphQLContext } from '../context.ts';
 import { connection, pageWindow, pluginErrors, toErrorItems, type PageArgs } from '../results.ts';
 import { permissionView } from './users.ts';
+
+function auditBase(ctx: GraphQLContext, principal: Principal, pluginId: string) {
+  return {
+    actorUserId: principal.kind === 'user' ? principal.user.id : null,
+    pluginId,
+    ip: ctx.req.ip,
+    userAgent: ctx.req.userAgent,
+    requestId: ctx.req.requestId,
+  };
+}
 
 export const pluginResolvers = {
   Query: {
@@ -35,14 +47,38 @@ export const pluginResolvers = {
     channelConfigurations: () => [],
   },
   Mutation: {
+    openIdConnectConnectionCreate: async (_: unknown, args: { input: { id: string; name: string } }, ctx: GraphQLContext) => {
+      const principal = await requirePermission(ctx, ['MANAGE_PLUGINS']);
+      try {
+        const plugin = await ctx.app.plugins.create(args.input.id, OIDC_PLUGIN_KIND, args.input.name);
+        await ctx.app.audit.record({ ...auditBase(ctx, principal, args.input.id), type: 'plugin.created', outcome: 'success' });
+        return { plugin, errors: [] };
+      } catch (e) {
+        return { plugin: null, errors: toErrorItems(ctx, e, 'openIdConnectConnectionCreate') };
+      }
+    },
+    openIdConnectConnectionDelete: async (_: unknown, args: { id: string }, ctx: GraphQLContext) => {
+      const principal = await requirePermission(ctx, ['MANAGE_PLUGINS']);
+      try {
+        await ctx.app.plugins.remove(args.id);
+        // The connection's sessions end with it.
+        await ctx.app.db.prisma.session.updateMany({
+          where: { pluginId: args.id, revokedAt: null },
+          data: { revokedAt: new Date(), revokedReason: 'connection-deleted' },
+        });
+        await ctx.app.audit.record({ ...auditBase(ctx, principal, args.id), type: 'plugin.deleted', outcome: 'success' });
+        return { errors: [] };
+      } catch (e) {
+        return { errors: toErrorItems(ctx, e, 'openIdConnectConnectionDelete') };
+      }
+    },
     pluginUpdate: async (
       _: unknown,
       args: { id: string; channelId?: string | null; input: ConfigurationUpdate },
       ctx: GraphQLContext,
     ) => {
       const principal = await requirePermission(ctx, ['MANAGE_PLUGINS']);
-      const actorUserId = principal.kind === 'user' ? principal.user.id : null;
-      const audit = { type: 'plugin.updated', actorUserId, pluginId: args.id, ip: ctx.req.ip, userAgent: ctx.req.userAgent, requestId: ctx.req.requestId };
+      const audit = { ...auditBase(ctx, principal, args.id), type: 'plugin.updated' };
       try {
         const { plugin, changed } = await ctx.app.plugins.update(args.id, args.input);
         // Field names only: values (secrets) never reach the audit trail.

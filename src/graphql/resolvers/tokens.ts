@@ -6,6 +6,7 @@ import { deactivateAllTokens } from '../../accounts/users.ts';
 import { csrfTokensMatch } from '../../tokens/csrf.ts';
 import type { AccessTokenClaims, RefreshTokenClaims } from '../../tokens/jwt.ts';
 import { REFRESH_COOKIE } from '../../auth/cookies.ts';
+import { principalFromAccessClaims } from '../../auth/our-tokens.ts';
 import { requireUser, type GraphQLContext } from '../context.ts';
 import { accountErrors, toErrorItems } from '../results.ts';
 import { userNode } from './users.ts';
@@ -18,7 +19,7 @@ export const tokenResolvers = {
         if (!args.token) throw new FieldError('token', 'JWT_MISSING_TOKEN', 'Missing token.');
         const result = await ctx.app.tokens.verify(args.token, 'access');
         if (!result.ok) throw new FieldError('token', result.code, result.message);
-        const principal = await ctx.app.authenticator.principalFromOurClaims(result.claims as AccessTokenClaims);
+        const principal = await principalFromAccessClaims(ctx.app.db.prisma, result.claims as AccessTokenClaims);
         if (!principal || principal.kind !== 'user') throw new FieldError('token', 'JWT_INVALID_TOKEN', 'Invalid token.');
         return { user: userNode(principal), isValid: true, payload: result.claims, ...accountErrors([]) };
       } catch (e) {

@@ -4,6 +4,7 @@
  */
 import { FieldError } from '../../errors.ts';
 import type { ConfigField, ConfigValues } from '../contract.ts';
+import { isValidAllowListEntry } from './redirects.ts';
 
 export const OIDC_PLUGIN_KIND = 'openid-connect';
 export const DEFAULT_OIDC_PLUGIN_ID = 'mirumee.authentication.openidconnect';
@@ -25,6 +26,7 @@ export const OIDC_FIELDS: readonly ConfigField[] = [
   { name: 'default_group_name_for_new_staff_users', type: 'STRING', label: 'Default permission group name for new staff users', helpText: 'Staff users join this group (created empty if missing) and get its permissions.', default: null },
   { name: 'allowed_redirect_uris', type: 'MULTILINE', label: 'Allowed redirect URIs', helpText: 'Comma- or newline-separated redirect URIs accepted by externalAuthenticationUrl (exact match; an entry ending in * matches by prefix).', default: null },
   { name: 'allowed_post_logout_redirect_uris', type: 'MULTILINE', label: 'Allowed post-logout redirect URIs', helpText: 'Comma- or newline-separated URIs accepted as post_logout_redirect_uri. When empty, the allowed redirect URIs apply.', default: null },
+  { name: 'token_endpoint_auth_method', type: 'STRING', label: 'Token endpoint authentication method', helpText: 'How the client authenticates at the token endpoint: client_secret_basic (default) or client_secret_post.', default: 'client_secret_basic' },
   { name: 'link_by_verified_email', type: 'BOOLEAN', label: 'Link existing accounts by verified email', helpText: 'On first login, link an existing account with the same email when the provider says the email is verified.', default: true },
 ];
 
@@ -54,10 +56,12 @@ function text(values: ConfigValues, name: string): string {
 const misconfigured = (field: string, message: string) => new FieldError(field, 'PLUGIN_MISCONFIGURED', message);
 
 /**
- * Saleor's rules, extended: with an issuer URL the endpoint fields become optional; otherwise
- * if an authorization or token URL is set, JWKS + authorization + token must be valid URLs;
- * else if a userinfo URL is set, JWKS + userinfo must be; else all four are reported.
- * Client id and secret are always required, and so is at least one allowed redirect URI.
+ * Saleor's rules, extended. Client id and secret are always required. The issuer is required
+ * too: it is what id_tokens are checked against (`iss`), and with it OpenID discovery fills the
+ * endpoint fields left empty. Endpoint fields that are set must be valid URLs; without an
+ * issuer Saleor's rules name the endpoints that would be needed (if an authorization or token
+ * URL is set: JWKS + authorization + token; else if a userinfo URL is set: JWKS + userinfo;
+ * else all four). At least one allowed redirect URI is required.
  */
 export function validateOidcSettings(values: ConfigValues): FieldError[] {
   const errors: FieldError[] = [];
@@ -68,30 +72,31 @@ export function validateOidcSettings(values: ConfigValues): FieldError[] {
   if (!text(values, 'client_id')) errors.push(misconfigured('clientId', 'Client ID is required.'));
   if (!text(values, 'client_secret')) errors.push(misconfigured('clientSecret', 'Client Secret is required.'));
 
-  const issuer = text(values, 'issuer_url');
-  if (issuer) {
+  const endpoints = [
+    ['oauth_authorization_url', 'oauthAuthorizationUrl', 'OAuth Authorization URL'],
+    ['oauth_token_url', 'oauthTokenUrl', 'OAuth Token exchange URL'],
+    ['json_web_key_set_url', 'jsonWebKeySetUrl', 'JSON Web Key Set URL'],
+    ['user_info_url', 'userInfoUrl', 'User info URL'],
+  ] as const;
+  if (text(values, 'issuer_url')) {
     urlField('issuer_url', 'issuerUrl', 'Issuer URL');
-    for (const [name, field, label] of [
-      ['oauth_authorization_url', 'oauthAuthorizationUrl', 'OAuth Authorization URL'],
-      ['oauth_token_url', 'oauthTokenUrl', 'OAuth Token exchange URL'],
-      ['json_web_key_set_url', 'jsonWebKeySetUrl', 'JSON Web Key Set URL'],
-      ['user_info_url', 'userInfoUrl', 'User info URL'],
-    ] as const) {
-      if (text(values, name)) urlField(name, field, label);
-    }
-  } else if (text(values, 'oauth_authorization_url') || text(values, 'oauth_token_url')) {
-    urlField('json_web_key_set_url', 'jsonWebKeySetUrl', 'JSON Web Key Set URL');
-    urlField('oauth_authorization_url', 'oauthAuthorizationUrl', 'OAuth Authorization URL');
-    urlField('oauth_token_url', 'oauthTokenUrl', 'OAuth Token exchange URL');
-  } else if (text(values, 'user_info_url')) {
-    urlField('json_web_key_set_url', 'jsonWebKeySetUrl', 'JSON Web Key Set URL');
-    urlField('user_info_url', 'userInfoUrl', 'User info URL');
+    for (const [name, field, label] of endpoints) if (text(values, name)) urlField(name, field, label);
   } else {
-    const hint = 'Set the Issuer URL, or the provider endpoints.';
-    errors.push(misconfigured('jsonWebKeySetUrl', `JSON Web Key Set URL is required. ${hint}`));
-    errors.push(misconfigured('oauthAuthorizationUrl', `OAuth Authorization URL is required. ${hint}`));
-    errors.push(misconfigured('oauthTokenUrl', `OAuth Token exchange URL is required. ${hint}`));
-    errors.push(misconfigured('userInfoUrl', `User info URL is required. ${hint}`));
+    errors.push(misconfigured('issuerUrl', 'Issuer URL is required: ID tokens are checked against it, and discovery fills the endpoints.'));
+    if (text(values, 'oauth_authorization_url') || text(values, 'oauth_token_url')) {
+      urlField('json_web_key_set_url', 'jsonWebKeySetUrl', 'JSON Web Key Set URL');
+      urlField('oauth_authorization_url', 'oauthAuthorizationUrl', 'OAuth Authorization URL');
+      urlField('oauth_token_url', 'oauthTokenUrl', 'OAuth Token exchange URL');
+    } else if (text(values, 'user_info_url')) {
+      urlField('json_web_key_set_url', 'jsonWebKeySetUrl', 'JSON Web Key Set URL');
+      urlField('user_info_url', 'userInfoUrl', 'User info URL');
+    } else {
+      for (const [, field, label] of endpoints) errors.push(misconfigured(field, `${label} is required (or set the Issuer URL).`));
+    }
+  }
+  const authMethod = text(values, 'token_endpoint_auth_method');
+  if (authMethod && authMethod !== 'client_secret_basic' && authMethod !== 'client_secret_post') {
+    errors.push(misconfigured('tokenEndpointAuthMethod', 'Use client_secret_basic or client_secret_post.'));
   }
   if (text(values, 'oauth_logout_url')) urlField('oauth_logout_url', 'oauthLogoutUrl', 'OAuth logout URL');
 
@@ -103,8 +108,58 @@ export function validateOidcSettings(values: ConfigValues): FieldError[] {
     ['allowed_redirect_uris', 'allowedRedirectUris'],
     ['allowed_post_logout_redirect_uris', 'allowedPostLogoutRedirectUris'],
   ] as const) {
-    const bad = splitList(values[name]).filter((uri) => !isHttpUrl(uri.endsWith('*') ? uri.slice(0, -1) : uri));
-    if (bad.length) errors.push(misconfigured(field, `Not a valid absolute URL: ${bad.join(', ')}`));
+    const bad = splitList(values[name]).filter((uri) => !isValidAllowListEntry(uri));
+    if (bad.length) {
+      errors.push(misconfigured(field, `Not a valid absolute URL (a prefix rule must end in "/*"): ${bad.join(', ')}`));
+    }
   }
   return errors;
+}
+
+/** A connection's configuration, typed. */
+export interface OidcSettings {
+  clientId: string;
+  clientSecret: string;
+  enableRefreshToken: boolean;
+  issuerUrl: string;
+  authorizationUrl: string | undefined;
+  tokenUrl: string | undefined;
+  jwksUrl: string | undefined;
+  logoutUrl: string | undefined;
+  userInfoUrl: string | undefined;
+  audience: string | undefined;
+  useScopePermissions: boolean;
+  staffDomains: string[];
+  defaultGroupName: string | null;
+  allowedRedirectUris: string[];
+  /** Falls back to the redirect allow-list when empty. */
+  allowedPostLogoutRedirectUris: string[];
+  linkByVerifiedEmail: boolean;
+  tokenEndpointAuthMethod: 'client_secret_basic' | 'client_secret_post';
+}
+
+export function parseOidcSettings(values: ConfigValues): OidcSettings {
+  const opt = (name: string) => text(values, name) || undefined;
+  const bool = (name: string, fallback: boolean) => (typeof values[name] === 'boolean' ? (values[name] as boolean) : fallback);
+  const redirects = splitList(values['allowed_redirect_uris']);
+  const postLogout = splitList(values['allowed_post_logout_redirect_uris']);
+  return {
+    clientId: text(values, 'client_id'),
+    clientSecret: text(values, 'client_secret'),
+    enableRefreshToken: bool('enable_refresh_token', true),
+    issuerUrl: text(values, 'issuer_url'),
+    authorizationUrl: opt('oauth_authorization_url'),
+    tokenUrl: opt('oauth_token_url'),
+    jwksUrl: opt('json_web_key_set_url'),
+    logoutUrl: opt('oauth_logout_url'),
+    userInfoUrl: opt('user_info_url'),
+    audience: opt('audience'),
+    useScopePermissions: bool('use_oauth_scope_permissions', false),
+    staffDomains: splitList(values['staff_user_domains']).map((d) => d.toLowerCase().replace(/^@/, '')),
+    defaultGroupName: opt('default_group_name_for_new_staff_users') ?? null,
+    allowedRedirectUris: redirects,
+    allowedPostLogoutRedirectUris: postLogout.length ? postLogout : redirects,
+    linkByVerifiedEmail: bool('link_by_verified_email', true),
+    tokenEndpointAuthMethod: text(values, 'token_endpoint_auth_method') === 'client_secret_post' ? 'client_secret_post' : 'client_secret_basic',
+  };
 }

@@ -1,0 +1,198 @@
+/**
+ * One connection's view of its OpenID provider: metadata (discovery from the issuer, with the
+ * explicitly configured endpoints taking precedence), the openid-client Configuration, the
+ * provider's keys, and verification of the JWTs it signs. Every request goes through the
+ * guarded fetch it is given.
+ */
+import * as oidc from 'openid-client';
+import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import type { OidcSettings } from './settings.ts';
+import { ALLOWED_JWS_ALGORITHMS, JwksCache, JwksError } from './jwks.ts';
+
+/** Metadata is re-discovered after this long. */
+const METADATA_TTL_MS = 60 * 60_000;
+/** After a failed discovery, callers get the failure again for this long (no hammering). */
+const METADATA_FAILURE_TTL_MS = 5_000;
+
+export interface ProviderOptions {
+  fetch: typeof fetch;
+  /** Plain http (tests against a local provider). */
+  allowInsecureRequests: boolean;
+  jwksCooldownMs: number;
+  timeoutSeconds: number;
+}
+
+/** The provider could not be reached or answered nonsense. */
+export class ProviderUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ProviderUnavailableError';
+  }
+}
+
+/** The provider answered with an OAuth error (e.g. invalid_grant). */
+export class ProviderRefusedError extends Error {
+  constructor(
+    readonly error: string,
+    readonly description: string | undefined,
+  ) {
+    super(description ?? error);
+    this.name = 'ProviderRefusedError';
+  }
+}
+
+/** A JWT from the provider failed verification. */
+export class ProviderTokenError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ProviderTokenError';
+  }
+}
+
+interface Resolved {
+  config: oidc.Configuration;
+  metadata: oidc.ServerMetadata;
+  jwks: JwksCache | undefined;
+}
+
+function isNetworkFailure(e: unknown): boolean {
+  for (let c: unknown = e; c; c = (c as { cause?: unknown }).cause) {
+    const name = (c as Error).name;
+    if (name === 'OutboundError' || name === 'TimeoutError' || name === 'AbortError' || name === 'JwksError') return true;
+    if (c instanceof TypeError && /fetch failed/.test(c.message)) return true;
+  }
+  return false;
+}
+
+/**
+ * Turns whatever openid-client threw into one of our three provider errors, so callers map
+ * them onto the contract's typed errors.
+ */
+export function classifyProviderError(e: unknown): ProviderUnavailableError | ProviderRefusedError | ProviderTokenError {
+  if (e instanceof ProviderUnavailableError || e instanceof ProviderRefusedError || e instanceof ProviderTokenError) return e;
+  if (e instanceof oidc.ResponseBodyError) return new ProviderRefusedError(e.error, e.error_description);
+  if (isNetworkFailure(e)) return new ProviderUnavailableError('The identity provider is unreachable.', { cause: e });
+  const code = (e as { code?: string }).code;
+  // oauth4webapi: a response that is not what OAuth says (wrong status, not JSON, ...).
+  if (code === 'OAUTH_RESPONSE_IS_NOT_JSON' || code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' || code === 'OAUTH_INVALID_RESPONSE') {
+    return new ProviderUnavailableError('The identity provider gave an invalid response.', { cause: e });
+  }
+  return new ProviderTokenError((e as Error)?.message ?? String(e), { cause: e });
+}
+
+export class OidcProvider {
+  private resolved: Promise<Resolved> | undefined;
+  private resolvedAt = 0;
+  private failedAt = 0;
+
+  constructor(
+    private readonly settings: OidcSettings,
+    private readonly options: ProviderOptions,
+  ) {}
+
+  private clientAuth(): oidc.ClientAuth {
+    return this.settings.tokenEndpointAuthMethod === 'client_secret_post'
+      ? oidc.ClientSecretPost(this.settings.clientSecret)
+      : oidc.ClientSecretBasic(this.settings.clientSecret);
+  }
+
+  private async resolve(): Promise<Resolved> {
+    const s = this.settings;
+    const explicit: Partial<oidc.ServerMetadata> = {
+      ...(s.authorizationUrl ? { authorization_endpoint: s.authorizationUrl } : {}),
+      ...(s.tokenUrl ? { token_endpoint: s.tokenUrl } : {}),
+      ...(s.jwksUrl ? { jwks_uri: s.jwksUrl } : {}),
+      ...(s.userInfoUrl ? { userinfo_endpoint: s.userInfoUrl } : {}),
+      ...(s.logoutUrl ? { end_session_endpoint: s.logoutUrl } : {}),
+    };
+    const complete = Boolean(s.authorizationUrl && s.tokenUrl && s.jwksUrl);
+    let discovered: oidc.ServerMetadata = { issuer: s.issuerUrl };
+    if (!complete) {
+      try {
+        const found = await oidc.discovery(new URL(s.issuerUrl), s.clientId, undefined, this.clientAuth(), {
+          [oidc.customFetch]: this.options.fetch,
+          timeout: this.options.timeoutSeconds,
+          ...(this.options.allowInsecureRequests ? { execute: [oidc.allowInsecureRequests] } : {}),
+        });
+        discovered = { ...found.serverMetadata() };
+      } catch (e) {
+        // oauth4webapi checks that the discovered issuer equals ours.
+        throw new ProviderUnavailableError(`OpenID discovery failed for ${s.issuerUrl}: ${(e as Error).message}`, { cause: e });
+      }
+    }
+    const metadata: oidc.ServerMetadata = { ...discovered, ...explicit, issuer: s.issuerUrl };
+    const config = new oidc.Configuration(metadata, s.clientId, { client_secret: s.clientSecret }, this.clientAuth());
+    config[oidc.customFetch] = this.options.fetch;
+    config.timeout = this.options.timeoutSeconds;
+    if (this.options.allowInsecureRequests) oidc.allowInsecureRequests(config);
+    const jwks = metadata.jwks_uri
+      ? new JwksCache(metadata.jwks_uri, this.options.fetch, { cooldownMs: this.options.jwksCooldownMs })
+      : undefined;
+    return { config, metadata, jwks };
+  }
+
+  /** The resolved provider (cached; re-discovered hourly; failures cached briefly). */
+  async get(): Promise<Resolved> {
+    const now = Date.now();
+    if (this.resolved && this.failedAt && now - this.failedAt > METADATA_FAILURE_TTL_MS) this.resolved = undefined;
+    if (this.resolved && !this.failedAt && now - this.resolvedAt > METADATA_TTL_MS) this.resolved = undefined;
+    if (!this.resolved) {
+      this.failedAt = 0;
+      this.resolvedAt = now;
+      this.resolved = this.resolve().catch((e: unknown) => {
+        this.failedAt = Date.now();
+        throw e instanceof ProviderUnavailableError ? e : classifyProviderError(e);
+      });
+    }
+    return this.resolved;
+  }
+
+  get issuer(): string {
+    return this.settings.issuerUrl;
+  }
+
+  /** Keys cache of this provider (undefined when it publishes none). */
+  async jwks(): Promise<JwksCache | undefined> {
+    return (await this.get()).jwks;
+  }
+
+  /**
+   * Verifies a JWT signed by the provider: signature by a key of its JWKS with an algorithm
+   * from the allow-list, `iss` = the provider's issuer, `aud` containing `audience`, not
+   * expired. Throws ProviderTokenError (or ProviderUnavailableError when keys cannot be had).
+   */
+  async verifyJwt(token: string, opts: { audience: string; requiredClaims?: string[]; maxTokenAge?: string | number }): Promise<JWTPayload> {
+    const { jwks } = await this.get();
+    if (!jwks) throw new ProviderTokenError('The provider publishes no JWKS to verify its tokens with.');
+    try {
+      const { payload } = await jwtVerify(token, jwks.getKey, {
+        algorithms: [...ALLOWED_JWS_ALGORITHMS],
+        issuer: this.settings.issuerUrl,
+        audience: opts.audience,
+        requiredClaims: opts.requiredClaims ?? ['exp', 'iat'],
+        ...(opts.maxTokenAge !== undefined ? { maxTokenAge: opts.maxTokenAge } : {}),
+      });
+      return payload;
+    } catch (e) {
+      if (e instanceof JwksError) throw new ProviderUnavailableError(e.message, { cause: e });
+      if (e instanceof joseErrors.JOSEError) throw new ProviderTokenError(`${e.code}: ${e.message}`, { cause: e });
+      throw e;
+    }
+  }
+
+  /**
+   * Verifies an id_token (OpenID Connect Core 3.1.3.7): the JWT checks above, `sub` present,
+   * `azp` = our client id when present (and required with several audiences), `nonce` when
+   * one is expected.
+   */
+  async verifyIdToken(idToken: string, expectedNonce: string | undefined): Promise<JWTPayload & { sub: string }> {
+    const claims = await this.verifyJwt(idToken, { audience: this.settings.clientId, requiredClaims: ['exp', 'iat', 'sub'] });
+    const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+    if (claims['azp'] !== undefined && claims['azp'] !== this.settings.clientId) {
+      throw new ProviderTokenError('ID token azp is not our client id.');
+    }
+    if (aud.length > 1 && claims['azp'] === undefined) throw new ProviderTokenError('ID token with several audiences has no azp.');
+    if (expectedNonce !== undefined && claims['nonce'] !== expectedNonce) throw new ProviderTokenError('ID token nonce mismatch.');
+    return claims as JWTPayload & { sub: string };
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * Redirect-URI allow-lists. An entry matches exactly (string equality), or, when it ends in
+ * `/*`, any URI that starts with the entry without its `*` (so a prefix always ends at a path
+ * boundary: `https://shop.example.com/*` cannot match `https://shop.example.com.evil.net`).
+ * URIs with a fragment never match (RFC 6749 §3.1.2).
+ */
+
+export function isValidAllowListEntry(entry: string): boolean {
+  const base = entry.endsWith('/*') ? entry.slice(0, -1) : entry;
+  if (entry.includes('*') && !entry.endsWith('/*')) return false;
+  if (base.includes('*')) return false;
+  try {
+    const url = new URL(base);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.hostname !== '' && url.hash === '';
+  } catch {
+    return false;
+  }
+}
+
+export function isAllowedRedirect(uri: string, allowList: readonly string[]): boolean {
+  if (uri === '' || uri.includes('#')) return false;
+  let parsed: URL;
+  try {
+    parsed = new URL(uri);
+  } catch {
+    return false;
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return false;
+  if (parsed.username || parsed.password) return false;
+  return allowList.some((entry) => {
+    if (entry.endsWith('/*')) {
+      const prefix = entry.slice(0, -1);
+      return uri.startsWith(prefix) && !uri.slice(prefix.length).startsWith('/');
+    }
+    return uri === entry;
+  });
+}
