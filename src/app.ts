@@ -62,6 +62,7 @@ export async function createServices(config: Config, log: Logger, role: 'server'
       jwksCooldownMs: config.jwksRefetchCooldownMs,
       outboundTimeoutSeconds: Math.ceil(config.outboundTimeoutMs / 1000),
       secureCookies: config.secureCookies,
+      opaqueTokenTtlMs: config.opaqueTokenCacheMs,
     };
     const plugins = new PluginManager<OidcServices>(
       [openIdConnectKind],
@@ -70,7 +71,7 @@ export async function createServices(config: Config, log: Logger, role: 'server'
       pluginServices,
       log,
     );
-    const authenticator = new Authenticator(db.prisma, tokens, plugins as PluginManager<unknown>);
+    const authenticator = new Authenticator(db.prisma, tokens, keyring, plugins as PluginManager<unknown>, config.tokenCacheMaxEntries);
     return { config, db, log, keyring, tokens, plugins: plugins as PluginManager<unknown>, authenticator, audit, box };
   } catch (e) {
     await db.close().catch(() => {});

@@ -29,6 +29,10 @@ export interface Config {
   outboundTimeoutMs: number;
   /** Minimum time between two JWKS refetches caused by an unknown `kid`. */
   jwksRefetchCooldownMs: number;
+  /** A validated opaque provider token is trusted this long before asking the provider again. */
+  opaqueTokenCacheMs: number;
+  /** Bound of the validated-token cache. */
+  tokenCacheMaxEntries: number;
   /** Origin patterns (`*` wildcard) allowed by CORS. */
   allowedGraphqlOrigins: string[];
   maxRequestBodyBytes: number;
@@ -133,6 +137,8 @@ export function loadConfig(env: Env = process.env): Config {
     outboundAllowPrivateAddresses: boolean(env, 'OUTBOUND_ALLOW_PRIVATE_ADDRESSES', false),
     outboundTimeoutMs: integer(env, 'OUTBOUND_TIMEOUT_MS', 5000, 100, 60_000),
     jwksRefetchCooldownMs: integer(env, 'OIDC_JWKS_REFETCH_COOLDOWN_SECONDS', 10, 0, 3600) * 1000,
+    opaqueTokenCacheMs: integer(env, 'OIDC_OPAQUE_TOKEN_CACHE_SECONDS', 60, 0, 3600) * 1000,
+    tokenCacheMaxEntries: integer(env, 'TOKEN_CACHE_MAX_ENTRIES', 10_000, 0, 10_000_000),
     allowedGraphqlOrigins: origins,
     maxRequestBodyBytes: integer(env, 'MAX_REQUEST_BODY_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
     accessTokenTtlSeconds: integer(env, 'ACCESS_TOKEN_TTL_SECONDS', 300, 30, 24 * 3600),

@@ -3,17 +3,29 @@
  *
  * Header precedence (Saleor's): `Authorization-Bearer: <token>` wins; otherwise
  * `Authorization: Bearer <token>` or `Authorization: JWT <token>` (prefix case-insensitive).
- * Our own tokens are tried first; a token that is not ours goes to the active plugins'
- * `authenticateRequest`. A token nobody vouches for leaves the request anonymous.
+ * Tried in order: our own tokens; then each active plugin's `authenticateRequest` (provider
+ * JWTs, opaque tokens). A token nobody vouches for leaves the request anonymous.
+ *
+ * The hot path does no I/O when nothing changed: answers are cached by a hash of the token
+ * (never the token itself) in a bounded LRU, until the token's expiry (our tokens: at most
+ * OUR_TOKEN_CACHE_MS, so changes made by another process are seen soon); refusals are cached
+ * for REFUSAL_CACHE_MS so junk tokens cannot make us hammer a provider; concurrent requests
+ * with the same new token share one validation.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Prisma } from '../db/database.ts';
 import type { Principal } from '../accounts/principal.ts';
 import { principalFromAccessClaims } from './our-tokens.ts';
 import type { TokenService, AccessTokenClaims } from '../tokens/jwt.ts';
+import type { Keyring } from '../tokens/keyring.ts';
 import type { PluginManager } from '../plugins/manager.ts';
 import type { RequestInfo } from '../plugins/contract.ts';
 import { fingerprint } from '../log.ts';
+import { hashToken } from '../crypto/secret-box.ts';
+import { TtlLru } from '../cache/ttl-lru.ts';
+
+const OUR_TOKEN_CACHE_MS = 30_000;
+const REFUSAL_CACHE_MS = 15_000;
 
 export function tokenFromHeaders(headers: IncomingHttpHeaders): string | undefined {
   const direct = headers['authorization-bearer'];
@@ -25,26 +37,80 @@ export function tokenFromHeaders(headers: IncomingHttpHeaders): string | undefin
   return match?.[2];
 }
 
+/** principal null: anonymous. `kid`: our signing key that vouched for it. */
+interface Cached {
+  principal: Principal | null;
+  kid?: string;
+}
+
 export class Authenticator {
+  private readonly cache: TtlLru<Cached>;
+  /** Validations that reached past the cache (for tests and the benchmark). */
+  misses = 0;
+
   constructor(
     private readonly prisma: Prisma,
     private readonly tokens: TokenService,
+    private readonly keyring: Keyring,
     private readonly plugins: PluginManager<unknown>,
-  ) {}
+    maxEntries: number,
+  ) {
+    this.cache = new TtlLru<Cached>(Math.max(1, maxEntries));
+  }
 
   async authenticate(token: string, req: RequestInfo): Promise<Principal | null> {
-    const result = await this.tokens.verify(token, 'access');
-    if (result.ok) return principalFromAccessClaims(this.prisma, result.claims as AccessTokenClaims);
-    if (result.ours) {
-      req.log.debug('bearer token refused', { reason: result.code, token: fingerprint(token) });
+    const key = hashToken(token);
+    const cached = await this.cache.getOrLoad(key, () => this.validate(token, req));
+    // A retired key whose verification window closed stops vouching at once.
+    if (cached.kid !== undefined && !this.keyring.canVerify(cached.kid)) {
+      this.cache.delete(key);
       return null;
+    }
+    return cached.principal;
+  }
+
+  /** Forget cached principals of a user (after tokensDeactivateAll, deactivation, ...). */
+  forgetUser(userId: number): void {
+    this.cache.deleteWhere((c) => c.principal?.kind === 'user' && c.principal.user.id === userId);
+  }
+
+  /** Forget everything (configuration changed). */
+  clear(): void {
+    this.cache.deleteWhere(() => true);
+  }
+
+  private async validate(token: string, req: RequestInfo): Promise<{ value: Cached; expiresAt: number }> {
+    this.misses++;
+    const now = Date.now();
+    const refused = { value: { principal: null }, expiresAt: now + REFUSAL_CACHE_MS };
+    const result = await this.tokens.verify(token, 'access');
+    if (result.ok) {
+      const claims = result.claims as AccessTokenClaims;
+      const principal = await principalFromAccessClaims(this.prisma, claims);
+      if (!principal) return refused;
+      return { value: { principal, kid: result.kid }, expiresAt: Math.min(claims.exp * 1000, now + OUR_TOKEN_CACHE_MS) };
+    }
+    if (result.ours) {
+      req.log.info('bearer token refused', { reason: result.code, token: fingerprint(token) });
+      return refused;
     }
     for (const plugin of await this.plugins.activeInstances()) {
       if (!plugin.authenticateRequest) continue;
-      const principal = await plugin.authenticateRequest(token, req);
-      if (principal) return principal;
+      try {
+        const answer = await plugin.authenticateRequest(token, req);
+        if (answer) return { value: { principal: answer.principal }, expiresAt: answer.expiresAt };
+      } catch (e) {
+        const name = (e as Error).name;
+        if (name === 'ProviderUnavailableError') {
+          // Not the token's fault: do not remember a refusal; the request stays anonymous.
+          req.log.warn('bearer token not validated: provider unavailable', { pluginId: plugin.id, token: fingerprint(token), errorMessage: (e as Error).message });
+          return { value: { principal: null }, expiresAt: 0 };
+        }
+        req.log.info('bearer token refused', { pluginId: plugin.id, token: fingerprint(token), reason: (e as Error).message });
+        return refused;
+      }
     }
-    req.log.debug('bearer token not recognised', { token: fingerprint(token) });
-    return null;
+    req.log.info('bearer token not recognised', { token: fingerprint(token) });
+    return refused;
   }
 }

@@ -48,6 +48,12 @@ export interface RequestInfo {
   log: Logger;
 }
 
+export interface AuthenticationResult {
+  principal: Principal;
+  /** Until when the result may be reused without asking again (ms since epoch). */
+  expiresAt: number;
+}
+
 export interface ExternalTokens {
   token: string;
   refreshToken: string | null;
@@ -73,8 +79,12 @@ export interface PluginInstance {
   /** → `logoutData`. */
   externalLogout?(input: JsonObject, req: RequestInfo): Promise<JsonObject>;
   externalVerify?(input: JsonObject, req: RequestInfo): Promise<ExternalVerifyResult>;
-  /** Authenticates a bearer token that is not one of ours; null when it does not vouch for it. */
-  authenticateRequest?(token: string, req: RequestInfo): Promise<Principal | null>;
+  /**
+   * Authenticates a bearer token that is not one of ours. Null: not this plugin's token (let
+   * others try). Throws TokenRefused-style errors for invalid tokens; the caller caches the
+   * answer (keyed by a hash of the token) until `expiresAt`.
+   */
+  authenticateRequest?(token: string, req: RequestInfo): Promise<AuthenticationResult | null>;
   /** OpenID Connect Back-Channel Logout: true when the logout token was valid and handled. */
   backchannelLogout?(form: URLSearchParams, req: RequestInfo): Promise<boolean>;
   /** Releases timers and caches when the instance is replaced or the server stops. */

@@ -174,9 +174,10 @@ export class Keyring {
     return reloaded && !(reloaded.verifyUntil && reloaded.verifyUntil.getTime() <= Date.now()) ? reloaded : undefined;
   }
 
-  /** Whether `kid` names one of our keys (known now, without I/O). */
-  knows(kid: string): boolean {
-    return this.keys.has(kid);
+  /** Whether `kid` names one of our keys that may still verify (no I/O). */
+  canVerify(kid: string): boolean {
+    const key = this.keys.get(kid);
+    return key !== undefined && !(key.verifyUntil && key.verifyUntil.getTime() <= Date.now());
   }
 
   /** The public JWK Set served at /.well-known/jwks.json. */

@@ -61,6 +61,7 @@ export const pluginResolvers = {
       const principal = await requirePermission(ctx, ['MANAGE_PLUGINS']);
       try {
         await ctx.app.plugins.remove(args.id);
+        ctx.app.authenticator.clear();
         // The connection's sessions end with it.
         await ctx.app.db.prisma.session.updateMany({
           where: { pluginId: args.id, revokedAt: null },
@@ -81,6 +82,8 @@ export const pluginResolvers = {
       const audit = { ...auditBase(ctx, principal, args.id), type: 'plugin.updated' };
       try {
         const { plugin, changed } = await ctx.app.plugins.update(args.id, args.input);
+        // Cached bearer-token answers were given under the old configuration.
+        ctx.app.authenticator.clear();
         // Field names only: values (secrets) never reach the audit trail.
         await ctx.app.audit.record({ ...audit, outcome: 'success', detail: { changed } });
         return { plugin, ...pluginErrors([]) };

@@ -57,6 +57,7 @@ export const tokenResolvers = {
     tokensDeactivateAll: async (_: unknown, __: unknown, ctx: GraphQLContext) => {
       const principal = await requireUser(ctx);
       await deactivateAllTokens(ctx.app.db.prisma, principal.user.id);
+      ctx.app.authenticator.forgetUser(principal.user.id);
       await ctx.app.audit.record({
         type: 'tokens.deactivated',
         outcome: 'success',

@@ -21,7 +21,16 @@ import { decideStaff } from '../../accounts/staff.ts';
 import { effectivePermissions } from '../../accounts/users.ts';
 import type { AuthenticatedUser } from '../../accounts/principal.ts';
 import { parseGlobalIdOf } from '../../graphql/global-id.ts';
-import type { ExternalTokens, ExternalVerifyResult, JsonObject, PluginInstance, PluginSettings, RequestInfo } from '../contract.ts';
+import type {
+  AuthenticationResult,
+  ExternalTokens,
+  ExternalVerifyResult,
+  JsonObject,
+  PluginInstance,
+  PluginSettings,
+  RequestInfo,
+} from '../contract.ts';
+import { ResourceServer, TokenRefusedError } from './resource-server.ts';
 import { parseOidcSettings, type OidcSettings } from './settings.ts';
 import { isAllowedRedirect } from './redirects.ts';
 import { extraAuthorizationParams, isCognito, isGoogle, requestedScope } from './quirks.ts';
@@ -45,6 +54,8 @@ export interface OidcServices {
   jwksCooldownMs: number;
   outboundTimeoutSeconds: number;
   secureCookies: boolean;
+  /** How long a validated opaque provider token is trusted before asking the provider again. */
+  opaqueTokenTtlMs: number;
 }
 
 const UNAVAILABLE = 'The identity provider is unavailable. Please try again later.';
@@ -60,6 +71,7 @@ export class OidcConnection implements PluginInstance {
   private readonly provider: OidcProvider;
   private readonly sessions: SessionStore;
   private readonly requests: AuthorizationRequests;
+  private readonly resourceServer: ResourceServer;
 
   constructor(
     plugin: PluginSettings,
@@ -77,6 +89,7 @@ export class OidcConnection implements PluginInstance {
     });
     this.sessions = new SessionStore(services.prisma, services.box);
     this.requests = new AuthorizationRequests(services.prisma, services.box);
+    this.resourceServer = new ResourceServer(this.settings, this.provider, services.opaqueTokenTtlMs);
   }
 
   /** Exposed for the resource-server half and tests. */
@@ -451,6 +464,78 @@ export class OidcConnection implements PluginInstance {
     const principal = await principalFromAccessClaims(this.services.prisma, claims);
     if (!principal) throw new FieldError('token', 'INVALID', 'The token does not match its user.');
     return { user: principal, isValid: true, verifyData: { ...claims } };
+  }
+
+  // ---- resource server: the provider's access tokens as bearer tokens --------------------
+
+  /**
+   * A provider access token → principal. Users are linked or created as at login; staff rules
+   * apply when the token's scope is authoritative (scope permissions need the configured
+   * audience, as Saleor) and the email is known; database writes happen only on change.
+   * Throws TokenRefusedError (invalid token) or ProviderUnavailableError.
+   */
+  async authenticateRequest(token: string, req: RequestInfo): Promise<AuthenticationResult | null> {
+    const identity = await this.resourceServer.identify(token);
+    if (!identity) return null;
+    const rules = { useScopePermissions: this.settings.useScopePermissions && identity.audienceMatches, staffDomains: this.settings.staffDomains };
+    if (identity.kind === 'app') {
+      const { permissions } = decideStaff(rules, { scope: identity.scope, permissionsClaim: identity.permissionsClaim, email: '', emailVerified: false });
+      return {
+        principal: { kind: 'app', owner: this.id, clientId: identity.clientId ?? identity.subject ?? 'unknown', permissions },
+        expiresAt: identity.expiresAt,
+      };
+    }
+    const prisma = this.services.prisma;
+    let user;
+    if (identity.email) {
+      try {
+        user = await linkUser(
+          prisma,
+          {
+            pluginId: this.id,
+            issuer: this.provider.issuer,
+            subject: identity.subject!,
+            email: identity.email,
+            emailVerified: identity.emailVerified,
+            firstName: identity.firstName,
+            lastName: identity.lastName,
+          },
+          { linkByVerifiedEmail: this.settings.linkByVerifiedEmail },
+        );
+      } catch (e) {
+        if (e instanceof FieldError) throw new TokenRefusedError(e.message);
+        throw e;
+      }
+    } else {
+      const link = await prisma.externalIdentity.findUnique({
+        where: { issuer_subject: { issuer: this.provider.issuer, subject: identity.subject! } },
+        include: { user: true },
+      });
+      if (!link) throw new TokenRefusedError('token names an unknown user and carries no email');
+      user = link.user;
+    }
+    if (!user.isActive) throw new TokenRefusedError('user is inactive');
+    let permissions;
+    if ((!this.settings.useScopePermissions || identity.audienceMatches) && identity.email) {
+      const decision = decideStaff(rules, {
+        scope: identity.scope,
+        permissionsClaim: identity.permissionsClaim,
+        email: user.email,
+        emailVerified: identity.emailVerified,
+      });
+      ({ user, permissions } = await applyStaffDecision(prisma, user, decision, {
+        useScopePermissions: rules.useScopePermissions,
+        defaultGroupName: this.settings.defaultGroupName,
+      }));
+    } else {
+      permissions = user.isStaff ? await effectivePermissions(prisma, user) : [];
+    }
+    user = await touchLastLogin(prisma, user);
+    req.log.debug('provider token accepted', { pluginId: this.id, userId: user.id });
+    return {
+      principal: { kind: 'user', owner: this.id, user, permissions, isStaff: user.isStaff },
+      expiresAt: identity.expiresAt,
+    };
   }
 
   // ---- back-channel logout (OpenID Connect Back-Channel Logout 1.0, section 2.6) ---------

@@ -159,16 +159,20 @@ export class OidcProvider {
   /**
    * Verifies a JWT signed by the provider: signature by a key of its JWKS with an algorithm
    * from the allow-list, `iss` = the provider's issuer, `aud` containing `audience`, not
-   * expired. Throws ProviderTokenError (or ProviderUnavailableError when keys cannot be had).
+   * expired (`audience` undefined: no audience check). Throws ProviderTokenError (or
+   * ProviderUnavailableError when keys cannot be had).
    */
-  async verifyJwt(token: string, opts: { audience: string; requiredClaims?: string[]; maxTokenAge?: string | number }): Promise<JWTPayload> {
+  async verifyJwt(
+    token: string,
+    opts: { audience: string | undefined; requiredClaims?: string[]; maxTokenAge?: string | number },
+  ): Promise<JWTPayload> {
     const { jwks } = await this.get();
     if (!jwks) throw new ProviderTokenError('The provider publishes no JWKS to verify its tokens with.');
     try {
       const { payload } = await jwtVerify(token, jwks.getKey, {
         algorithms: [...ALLOWED_JWS_ALGORITHMS],
         issuer: this.settings.issuerUrl,
-        audience: opts.audience,
+        ...(opts.audience !== undefined ? { audience: opts.audience } : {}),
         requiredClaims: opts.requiredClaims ?? ['exp', 'iat'],
         ...(opts.maxTokenAge !== undefined ? { maxTokenAge: opts.maxTokenAge } : {}),
       });

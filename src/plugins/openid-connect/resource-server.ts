@@ -1,0 +1,167 @@
+/**
+ * The resource-server half of a connection: what a provider's own access token says, verified
+ * (saleor-contract.md sections 1, 4, 5; issue "resource server").
+ *
+ * - A JWT whose `iss` is this provider: verified locally against the provider's JWKS
+ *   (asymmetric algorithm allow-list, `iss`, `exp` required, the configured audience required).
+ * - Anything else (opaque): RFC 7662 introspection when the provider has the endpoint,
+ *   otherwise userinfo.
+ * The email, when the token has none, comes from userinfo (same `sub` required) or from the
+ * identity we already know. Tokens without a user (client credentials) become an app.
+ */
+import * as oidc from 'openid-client';
+import { decodeJwt, type JWTPayload } from 'jose';
+import type { OidcSettings } from './settings.ts';
+import { type OidcProvider, ProviderTokenError, ProviderUnavailableError, classifyProviderError } from './provider.ts';
+
+export interface TokenIdentity {
+  kind: 'user' | 'app';
+  subject: string | undefined;
+  email: string | undefined;
+  emailVerified: boolean;
+  firstName: string | undefined;
+  lastName: string | undefined;
+  /** Granted scope (space-separated). */
+  scope: string;
+  permissionsClaim: unknown;
+  /** The token's `aud` contains the configured audience (scope permissions apply only then). */
+  audienceMatches: boolean;
+  clientId: string | undefined;
+  /** Until when this result may be cached (ms since epoch). */
+  expiresAt: number;
+}
+
+/** The token is not valid (for this provider): refuse it, and remember that for a while. */
+export class TokenRefusedError extends Error {
+  override name = 'TokenRefusedError';
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+
+function scopeOf(claims: Record<string, unknown>): string {
+  if (typeof claims['scope'] === 'string') return claims['scope'];
+  if (Array.isArray(claims['scp'])) return claims['scp'].filter((s): s is string => typeof s === 'string').join(' ');
+  if (typeof claims['scp'] === 'string') return claims['scp'];
+  return '';
+}
+
+function audiences(aud: unknown): string[] {
+  if (typeof aud === 'string') return [aud];
+  return Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [];
+}
+
+/** Cheap look at a token: is it a JWT claiming to come from `issuer`? (Not verified.) */
+export function jwtIssuer(token: string): string | undefined {
+  if (token.split('.').length !== 3) return undefined;
+  try {
+    return str(decodeJwt(token).iss);
+  } catch {
+    return undefined;
+  }
+}
+
+export class ResourceServer {
+  constructor(
+    private readonly settings: OidcSettings,
+    private readonly provider: OidcProvider,
+    /** How long an opaque token's validation is trusted before asking the provider again. */
+    private readonly opaqueTtlMs: number,
+  ) {}
+
+  /**
+   * What the token says, or null when it is not this provider's token at all (a JWT from
+   * another issuer). Throws TokenRefusedError (invalid) or ProviderUnavailableError.
+   */
+  async identify(token: string): Promise<TokenIdentity | null> {
+    const iss = jwtIssuer(token);
+    if (iss !== undefined) return iss === this.provider.issuer ? this.fromJwt(token) : null;
+    return this.fromOpaque(token);
+  }
+
+  private async fromJwt(token: string): Promise<TokenIdentity> {
+    let claims: JWTPayload;
+    try {
+      claims = await this.provider.verifyJwt(token, { audience: this.settings.audience, requiredClaims: ['exp'] });
+    } catch (e) {
+      if (e instanceof ProviderTokenError) throw new TokenRefusedError(e.message);
+      throw e;
+    }
+    return this.complete(token, claims as Record<string, unknown>, {
+      audienceMatches: this.settings.audience !== undefined,
+      expiresAt: (claims.exp as number) * 1000,
+    });
+  }
+
+  private async fromOpaque(token: string): Promise<TokenIdentity> {
+    const { config, metadata } = await this.provider.get();
+    const cap = Date.now() + this.opaqueTtlMs;
+    if (metadata.introspection_endpoint) {
+      let info: oidc.IntrospectionResponse;
+      try {
+        info = await oidc.tokenIntrospection(config, token);
+      } catch (e) {
+        throw classifyProviderError(e) instanceof ProviderUnavailableError ? classifyProviderError(e) : new TokenRefusedError('introspection failed');
+      }
+      if (!info.active) throw new TokenRefusedError('token is not active');
+      if (info.iss !== undefined && info.iss !== this.provider.issuer) throw new TokenRefusedError('introspected token has another issuer');
+      if (info.exp !== undefined && info.exp * 1000 <= Date.now()) throw new TokenRefusedError('token expired');
+      const aud = audiences(info.aud);
+      if (this.settings.audience !== undefined && aud.length > 0 && !aud.includes(this.settings.audience)) {
+        throw new TokenRefusedError('token audience does not include ours');
+      }
+      return this.complete(token, info as Record<string, unknown>, {
+        audienceMatches: this.settings.audience !== undefined && aud.includes(this.settings.audience),
+        expiresAt: info.exp !== undefined ? Math.min(info.exp * 1000, cap) : cap,
+      });
+    }
+    const info = await this.userinfo(token, undefined);
+    return this.complete(token, { ...info, scope: '' }, { audienceMatches: false, expiresAt: cap });
+  }
+
+  private async userinfo(token: string, sub: string | undefined): Promise<Record<string, unknown>> {
+    const { config, metadata } = await this.provider.get();
+    if (!metadata.userinfo_endpoint) throw new TokenRefusedError('no userinfo endpoint to validate the token with');
+    try {
+      return await oidc.fetchUserInfo(config, token, sub ?? oidc.skipSubjectCheck);
+    } catch (e) {
+      const err = classifyProviderError(e);
+      if (err instanceof ProviderUnavailableError) throw err;
+      throw new TokenRefusedError(`userinfo refused the token: ${err.message}`);
+    }
+  }
+
+  private async complete(
+    token: string,
+    claims: Record<string, unknown>,
+    extra: { audienceMatches: boolean; expiresAt: number },
+  ): Promise<TokenIdentity> {
+    const subject = str(claims['sub']);
+    const clientId = str(claims['client_id']) ?? str(claims['azp']);
+    // Client-credentials tokens name no user: no sub, or the client itself as sub.
+    const machine = !subject || (clientId !== undefined && subject === clientId) || claims['gty'] === 'client-credentials';
+    let profile = claims;
+    if (!machine && !str(claims['email'])) {
+      // The token carries no email: userinfo may (a different sub is refused). A provider may
+      // refuse userinfo for API-audience tokens; the caller then relies on the linked identity.
+      try {
+        profile = { ...claims, ...(await this.userinfo(token, subject)) };
+      } catch (e) {
+        if (e instanceof ProviderUnavailableError) throw e;
+        if (e instanceof TokenRefusedError && /sub/i.test(e.message)) throw e;
+      }
+    }
+    return {
+      kind: machine ? 'app' : 'user',
+      subject,
+      email: str(profile['email']),
+      emailVerified: profile['email_verified'] === true || profile['email_verified'] === 'true',
+      firstName: str(profile['given_name']),
+      lastName: str(profile['family_name']),
+      scope: scopeOf(claims),
+      permissionsClaim: claims['permissions'],
+      audienceMatches: extra.audienceMatches,
+      clientId,
+      expiresAt: extra.expiresAt,
+    };
+  }
+}
