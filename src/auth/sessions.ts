@@ -70,25 +70,36 @@ export class SessionStore {
   }
 
   /**
-   * Moves the session to a new refresh-token id, only if `expectedRefreshTokenId` is still the
-   * current one and the session is live. Returns the updated session, or null when another
-   * refresh won the race or the token was already rotated (the caller treats that as reuse).
+   * Stores what a provider refresh returned (its refresh token may have rotated), only while
+   * `expectedRefreshTokenId` is still current and the session live. Done before anything else
+   * can fail, so a retry with the same refresh token finds the provider's newest token.
    */
-  async rotate(
+  async storeProviderTokens(
     s: Session,
     expectedRefreshTokenId: string,
     update: { providerRefreshToken?: string | null; idToken?: string | null; grantedScope?: string | null },
-  ): Promise<Session | null> {
-    const refreshTokenId = newId();
+  ): Promise<boolean> {
     const { count } = await this.prisma.session.updateMany({
       where: { id: s.id, refreshTokenId: expectedRefreshTokenId, revokedAt: null, expiresAt: { gt: new Date() } },
       data: {
-        refreshTokenId,
         lastUsedAt: new Date(),
         ...(update.providerRefreshToken ? { providerRefreshTokenEnc: this.box.seal(update.providerRefreshToken, SEAL_REFRESH) } : {}),
         ...(update.idToken ? { idTokenEnc: this.box.seal(update.idToken, SEAL_ID_TOKEN) } : {}),
         ...(update.grantedScope ? { grantedScope: update.grantedScope } : {}),
       },
+    });
+    return count === 1;
+  }
+
+  /**
+   * Moves the session to a new refresh-token id, only if `expectedRefreshTokenId` is still the
+   * current one and the session is live. Returns the updated session, or null when another
+   * refresh won the race or the token was already rotated (the caller treats that as reuse).
+   */
+  async rotate(s: Session, expectedRefreshTokenId: string): Promise<Session | null> {
+    const { count } = await this.prisma.session.updateMany({
+      where: { id: s.id, refreshTokenId: expectedRefreshTokenId, revokedAt: null, expiresAt: { gt: new Date() } },
+      data: { refreshTokenId: newId(), lastUsedAt: new Date() },
     });
     return count === 1 ? this.get(s.id) : null;
   }

@@ -54,6 +54,15 @@ export interface AuthenticationResult {
   expiresAt: number;
 }
 
+export interface RefreshOptions {
+  /**
+   * Rotate the refresh token (externalRefresh). Saleor's `tokenRefresh` returns no refresh
+   * token, so clients of it (@saleor/auth-sdk) keep sending the one they have: that path
+   * refreshes without rotating.
+   */
+  rotate: boolean;
+}
+
 export interface ExternalTokens {
   token: string;
   refreshToken: string | null;
@@ -75,7 +84,7 @@ export interface PluginInstance {
   externalAuthenticationUrl?(input: JsonObject, req: RequestInfo): Promise<JsonObject>;
   externalObtainAccessTokens?(input: JsonObject, req: RequestInfo): Promise<ExternalTokens | null>;
   /** Also reached through `tokenRefresh` with a refresh token this plugin minted. */
-  externalRefresh?(input: JsonObject, req: RequestInfo): Promise<ExternalTokens | null>;
+  externalRefresh?(input: JsonObject, req: RequestInfo, options?: RefreshOptions): Promise<ExternalTokens | null>;
   /** → `logoutData`. */
   externalLogout?(input: JsonObject, req: RequestInfo): Promise<JsonObject>;
   externalVerify?(input: JsonObject, req: RequestInfo): Promise<ExternalVerifyResult>;

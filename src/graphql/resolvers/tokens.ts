@@ -46,7 +46,9 @@ export const tokenResolvers = {
         // Plugin-owned refresh tokens go back to the plugin that minted them.
         const plugin = await ctx.app.plugins.active(claims.owner);
         if (!plugin?.externalRefresh) throw new FieldError('refreshToken', 'JWT_INVALID_TOKEN', 'Invalid token.');
-        const tokens = await plugin.externalRefresh({ refreshToken: token, csrfToken: args.csrfToken ?? undefined }, ctx.req);
+        // Saleor's tokenRefresh returns no refresh token, so its clients (@saleor/auth-sdk) keep
+        // the one they have: refresh without rotating it (externalRefresh rotates).
+        const tokens = await plugin.externalRefresh({ refreshToken: token, csrfToken: args.csrfToken ?? undefined }, ctx.req, { rotate: false });
         if (!tokens) throw new FieldError('refreshToken', 'JWT_INVALID_TOKEN', 'Invalid token.');
         return { token: tokens.token, user: userNode(tokens.user), ...accountErrors([]) };
       } catch (e) {

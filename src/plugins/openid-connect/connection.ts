@@ -23,6 +23,7 @@ import type { AuthenticatedUser } from '../../accounts/principal.ts';
 import { parseGlobalIdOf } from '../../graphql/global-id.ts';
 import type {
   AuthenticationResult,
+  RefreshOptions,
   ExternalTokens,
   ExternalVerifyResult,
   JsonObject,
@@ -324,7 +325,7 @@ export class OidcConnection implements PluginInstance {
 
   // ---- externalRefresh (also reached through tokenRefresh) -----------------------------
 
-  async externalRefresh(input: JsonObject, req: RequestInfo): Promise<ExternalTokens> {
+  async externalRefresh(input: JsonObject, req: RequestInfo, options: RefreshOptions = { rotate: true }): Promise<ExternalTokens> {
     if (!this.settings.enableRefreshToken) {
       throw new FieldError('refreshToken', 'INVALID', 'Unable to refresh the token. Support for refreshing tokens is disabled');
     }
@@ -384,28 +385,37 @@ export class OidcConnection implements PluginInstance {
         throw await refused('identity changed', true);
       }
     }
-    const rotated = await this.sessions.rotate(session, claims.rti, {
+    const stored = await this.sessions.storeProviderTokens(session, claims.rti, {
       providerRefreshToken: response.refresh_token ?? null,
       idToken: response.id_token ?? null,
       grantedScope: response.scope ?? null,
     });
-    if (!rotated) throw await refused('concurrent refresh', true);
+    if (!stored) throw await refused('concurrent refresh', true);
 
     const user = await this.services.prisma.user.findUnique({ where: { id: session.userId } });
     if (!user || !user.isActive) throw await refused('user inactive', true);
     let auth: AuthenticatedUser;
     if (claimsFromIdToken) {
       const profile = await this.profile(claimsFromIdToken, response.access_token, resolved.metadata, req, 'refreshToken');
-      auth = await this.signIn(profile, rotated.grantedScope, req);
+      auth = await this.signIn(profile, response.scope ?? session.grantedScope, req);
     } else {
       // No new identity statement from the provider: the staff status and permissions decided
       // at the last login stand (scope permissions are stored on the user).
       const permissions = user.isStaff ? await effectivePermissions(this.services.prisma, user) : [];
       auth = { user, permissions, isStaff: user.isStaff };
     }
-    const { refreshToken, csrfToken } = await this.issueRefresh(auth, rotated, req);
+
+    let refreshToken = token;
+    let csrfToken = str(input['csrfToken']) ?? null;
+    if (options.rotate) {
+      // Rotation last: everything that can fail has succeeded, so the client gets the new
+      // refresh token whenever the old one stops working.
+      const rotated = await this.sessions.rotate(session, claims.rti);
+      if (!rotated) throw await refused('concurrent refresh', true);
+      ({ refreshToken, csrfToken } = await this.issueRefresh(auth, rotated, req));
+    }
     const accessToken = await this.services.tokens.mintAccessToken(auth.user, auth.permissions, this.id);
-    await this.audit(req, { type: 'refresh', outcome: 'success', userId: auth.user.id });
+    await this.audit(req, { type: 'refresh', outcome: 'success', userId: auth.user.id, detail: { rotated: options.rotate } });
     return { token: accessToken, refreshToken, csrfToken, user: auth };
   }
 
