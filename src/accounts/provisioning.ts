@@ -113,14 +113,18 @@ export async function applyStaffDecision(
   options: { useScopePermissions: boolean; defaultGroupName: string | null },
 ): Promise<{ user: User; permissions: PermissionCode[] }> {
   const data: { isStaff?: boolean; permissions?: string[] } = {};
-  if (decision.isStaff !== user.isStaff) data.isStaff = decision.isStaff;
+  // The provider decides who is staff when scope permissions are on: then a user who no
+  // longer qualifies loses staff. With them off, staff domains only promote (as Saleor), so
+  // staff made here (e.g. by the CLI) stay staff.
+  const isStaff = options.useScopePermissions ? decision.isStaff : decision.isStaff || user.isStaff;
+  if (isStaff !== user.isStaff) data.isStaff = isStaff;
   if (options.useScopePermissions) {
-    const wanted = decision.isStaff ? decision.permissions : [];
+    const wanted = isStaff ? decision.permissions : [];
     if (wanted.join(',') !== [...user.permissions].join(',')) data.permissions = wanted;
   }
   let current = user;
   if (Object.keys(data).length) current = await prisma.user.update({ where: { id: user.id }, data });
-  if (decision.isStaff && options.defaultGroupName) {
+  if (isStaff && options.defaultGroupName) {
     const group = await prisma.permissionGroup.upsert({
       where: { name: options.defaultGroupName },
       create: { name: options.defaultGroupName },

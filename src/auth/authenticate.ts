@@ -16,7 +16,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Prisma } from '../db/database.ts';
 import type { Principal } from '../accounts/principal.ts';
 import { principalFromAccessClaims } from './our-tokens.ts';
-import type { TokenService, AccessTokenClaims } from '../tokens/jwt.ts';
+import { CORE_TOKEN_OWNER, type TokenService, type AccessTokenClaims } from '../tokens/jwt.ts';
 import type { Keyring } from '../tokens/keyring.ts';
 import type { PluginManager } from '../plugins/manager.ts';
 import type { RequestInfo } from '../plugins/contract.ts';
@@ -86,6 +86,8 @@ export class Authenticator {
     const result = await this.tokens.verify(token, 'access');
     if (result.ok) {
       const claims = result.claims as AccessTokenClaims;
+      // A token minted by a plugin dies with it (deleted or deactivated connection).
+      if (claims.owner !== CORE_TOKEN_OWNER && !(await this.plugins.active(claims.owner))) return refused;
       const principal = await principalFromAccessClaims(this.prisma, claims);
       if (!principal) return refused;
       return { value: { principal, kid: result.kid }, expiresAt: Math.min(claims.exp * 1000, now + OUR_TOKEN_CACHE_MS) };

@@ -17,6 +17,10 @@
  *   permissions, groups), `offline_access`, `saleor:staff`, one `saleor:<codename>` per Saleor
  *   permission ({@link SALEOR_PERMISSION_CODENAMES}), plus `extraScopes`.
  *   `conformIdTokenClaims: false`: the scope-released claims are in the id_token too.
+ * - Granted scopes: everything requested (the dev consent accepts all), unless the account has
+ *   {@link TestAccount.scopes}: then only those of the `saleor:*` / `extraScopes` scopes (the
+ *   others are recorded as rejected in the grant, as a partial consent would), plus its listed
+ *   `extraScopes` even when not requested.
  * - Claims are read from {@link TestIdp.accounts} every time the provider asks (findAccount),
  *   so a test can change an account between logins/refreshes; deleting an account makes the
  *   provider treat the subject as gone (refresh → invalid_grant).
@@ -101,6 +105,20 @@ export interface TestAccount {
   permissions?: string[];
   /** Released with scope `profile` as claim `groups`. */
   groups?: string[];
+  /**
+   * The scopes this account may be granted among those the option governs: the `saleor:*`
+   * scopes ({@link SALEOR_SCOPES}) and `extraScopes`. Absent: every requested scope is granted
+   * (the dev consent's behaviour, unchanged). Present:
+   * - a requested governed scope is granted only when listed here; the others are recorded in
+   *   the grant as rejected (a partial consent: the provider does not ask again for them);
+   * - a listed scope that is in `extraScopes` but is not a `saleor:*` permission/staff scope is
+   *   granted even when not requested (providers that add scopes of their own), e.g. a
+   *   near-miss such as `saleor:staffing`;
+   * - `openid`, `email`, `profile`, `offline_access` are not affected.
+   * Read when the grant and the authorization code are saved, so a change applies from the
+   * next login (a refresh keeps the scope of its login).
+   */
+  scopes?: string[];
 }
 
 export interface TestClient {
@@ -414,7 +432,10 @@ class Store {
   }
 }
 
-function adapterFactory(store: Store) {
+/** Lets startIdp adjust a payload before the adapter stores it (per-account scopes). */
+type BeforeSave = (model: string, payload: Payload) => void;
+
+function adapterFactory(store: Store, beforeSave?: BeforeSave) {
   return class TestAdapter {
     readonly model: string;
     constructor(model: string) {
@@ -425,6 +446,7 @@ function adapterFactory(store: Store) {
     }
     async upsert(id: string, payload: Payload, expiresIn?: number): Promise<void> {
       const key = this.key(id);
+      beforeSave?.(this.model, payload);
       store.set(key, payload, expiresIn);
       if (this.model === 'Session' && payload['uid']) store.set(`sessionUid:${payload['uid']}`, id, expiresIn);
       if (payload['userCode']) store.set(`userCode:${payload['userCode']}`, id, expiresIn);
@@ -504,14 +526,49 @@ export async function startIdp(options: StartIdpOptions): Promise<TestIdp> {
   const accounts = new Map<string, TestAccount>(options.accounts.map((a) => [a.sub, { ...a }]));
   const clients = new Map(options.clients.map((c) => [c.client_id, c]));
   const store = new Store();
-  const Adapter = adapterFactory(store);
   const extraScopes = options.extraScopes ?? [];
+  const Adapter = adapterFactory(store, (model, payload) => restrictScopes(model, payload));
   const resourceScopes = [...new Set([...SALEOR_SCOPES, ...extraScopes])].join(' ');
   const defaultFormat = options.accessTokenFormat ?? 'jwt';
   const refreshTtl = options.refreshTokenTtlSeconds ?? 86_400;
   const serverErrors: Error[] = [];
   let keys: JWK[] = options.keys?.length ? options.keys.map((k) => ({ ...k })) : [await newSigningKey()];
   const requestCounts: Record<string, number> = {};
+
+  // TestAccount.scopes: which governed scopes (saleor:* and extraScopes) an account gets.
+  const governedScopes = new Set<string>([...SALEOR_SCOPES, ...extraScopes]);
+  const saleorScopes = new Set<string>(SALEOR_SCOPES);
+  const splitScope = (value: unknown) => (typeof value === 'string' ? value.split(' ').filter(Boolean) : []);
+  function restrictScopes(model: string, payload: Payload): void {
+    if (model !== 'Grant' && model !== 'AuthorizationCode') return;
+    const accountId = payload['accountId'];
+    const listed = typeof accountId === 'string' ? accounts.get(accountId)?.scopes : undefined;
+    if (!listed) return;
+    const allowed = new Set(listed);
+    // Granted unasked: listed extra scopes that are not Saleor's own.
+    const unasked = listed.filter((scope) => governedScopes.has(scope) && !saleorScopes.has(scope));
+    const restrict = (scopes: string[]) => {
+      const kept = scopes.filter((scope) => !governedScopes.has(scope) || allowed.has(scope));
+      for (const scope of unasked) if (!kept.includes(scope)) kept.push(scope);
+      return kept;
+    };
+    if (model === 'AuthorizationCode') {
+      payload['scope'] = restrict(splitScope(payload['scope'])).join(' ');
+      return;
+    }
+    const openid = (payload['openid'] ?? {}) as { scope?: string; claims?: string[] };
+    const granted = splitScope(openid.scope);
+    const refused = granted.filter((scope) => governedScopes.has(scope) && !allowed.has(scope));
+    payload['openid'] = { ...openid, scope: restrict(granted).join(' ') };
+    if (refused.length) {
+      const rejected = (payload['rejected'] ?? {}) as { openid?: { scope?: string; claims?: string[] } };
+      const already = splitScope(rejected.openid?.scope);
+      payload['rejected'] = {
+        ...rejected,
+        openid: { ...rejected.openid, scope: [...new Set([...already, ...refused])].join(' ') },
+      };
+    }
+  }
 
   const resourceServerInfo = (resource: string, format: 'jwt' | 'opaque') => ({
     scope: resourceScopes,

@@ -4,7 +4,7 @@
 import { FieldError } from '../../errors.ts';
 import { deactivateAllTokens } from '../../accounts/users.ts';
 import { csrfTokensMatch } from '../../tokens/csrf.ts';
-import type { AccessTokenClaims, RefreshTokenClaims } from '../../tokens/jwt.ts';
+import { CORE_TOKEN_OWNER, type AccessTokenClaims, type RefreshTokenClaims } from '../../tokens/jwt.ts';
 import { REFRESH_COOKIE } from '../../auth/cookies.ts';
 import { principalFromAccessClaims } from '../../auth/our-tokens.ts';
 import { requireUser, type GraphQLContext } from '../context.ts';
@@ -19,7 +19,11 @@ export const tokenResolvers = {
         if (!args.token) throw new FieldError('token', 'JWT_MISSING_TOKEN', 'Missing token.');
         const result = await ctx.app.tokens.verify(args.token, 'access');
         if (!result.ok) throw new FieldError('token', result.code, result.message);
-        const principal = await principalFromAccessClaims(ctx.app.db.prisma, result.claims as AccessTokenClaims);
+        const claims = result.claims as AccessTokenClaims;
+        if (claims.owner !== CORE_TOKEN_OWNER && !(await ctx.app.plugins.active(claims.owner))) {
+          throw new FieldError('token', 'JWT_INVALID_TOKEN', 'Invalid token.');
+        }
+        const principal = await principalFromAccessClaims(ctx.app.db.prisma, claims);
         if (!principal || principal.kind !== 'user') throw new FieldError('token', 'JWT_INVALID_TOKEN', 'Invalid token.');
         return { user: userNode(principal), isValid: true, payload: result.claims, ...accountErrors([]) };
       } catch (e) {

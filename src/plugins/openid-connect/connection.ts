@@ -18,7 +18,7 @@ import { REFRESH_COOKIE, clearRefreshCookie, refreshCookie } from '../../auth/co
 import { principalFromAccessClaims } from '../../auth/our-tokens.ts';
 import { applyStaffDecision, linkUser, touchLastLogin } from '../../accounts/provisioning.ts';
 import { decideStaff } from '../../accounts/staff.ts';
-import { effectivePermissions } from '../../accounts/users.ts';
+import { effectivePermissions, normalizeEmail } from '../../accounts/users.ts';
 import type { AuthenticatedUser } from '../../accounts/principal.ts';
 import { parseGlobalIdOf } from '../../graphql/global-id.ts';
 import type {
@@ -300,7 +300,14 @@ export class OidcConnection implements PluginInstance {
     }
     const decision = decideStaff(
       { useScopePermissions: this.settings.useScopePermissions, staffDomains: this.settings.staffDomains },
-      { scope: grantedScope, permissionsClaim: profile.permissionsClaim, email: user.email, emailVerified: profile.emailVerified },
+      {
+        scope: grantedScope,
+        permissionsClaim: profile.permissionsClaim,
+        email: user.email,
+        // Verified means: the provider verified *this* email (the stored one may differ when
+        // the provider's new email belongs to someone else and was not copied).
+        emailVerified: profile.emailVerified && normalizeEmail(profile.email) === user.email,
+      },
     );
     const applied = await applyStaffDecision(prisma, user, decision, {
       useScopePermissions: this.settings.useScopePermissions,
@@ -531,7 +538,7 @@ export class OidcConnection implements PluginInstance {
         scope: identity.scope,
         permissionsClaim: identity.permissionsClaim,
         email: user.email,
-        emailVerified: identity.emailVerified,
+        emailVerified: identity.emailVerified && normalizeEmail(identity.email) === user.email,
       });
       ({ user, permissions } = await applyStaffDecision(prisma, user, decision, {
         useScopePermissions: rules.useScopePermissions,
