@@ -39,6 +39,7 @@ import { AuthorizationRequests } from './authorization-requests.ts';
 import {
   OidcProvider,
   ProviderRefusedError,
+  ProviderTokenError,
   ProviderUnavailableError,
   classifyProviderError,
 } from './provider.ts';
@@ -377,6 +378,11 @@ export class OidcConnection implements PluginInstance {
         req.log.info('provider refused the refresh token', { pluginId: this.id, error: err.error });
         throw await refused(`provider refused: ${err.error}`, true);
       }
+      if (err instanceof ProviderTokenError) {
+        // e.g. openid-client refused the refreshed id_token (another iss): end the session.
+        this.providerFailure(req, 'refreshToken', e, 'refresh');
+        throw await refused('invalid id_token on refresh', true);
+      }
       throw this.providerFailure(req, 'refreshToken', e, 'refresh');
     }
     let claimsFromIdToken: (JWTPayload & { sub: string }) | undefined;
@@ -384,6 +390,10 @@ export class OidcConnection implements PluginInstance {
       try {
         claimsFromIdToken = await this.provider.verifyIdToken(response.id_token, undefined);
       } catch (e) {
+        if (classifyProviderError(e) instanceof ProviderTokenError) {
+          this.providerFailure(req, 'refreshToken', e, 'refresh-id-token');
+          throw await refused('invalid id_token on refresh', true);
+        }
         throw this.providerFailure(req, 'refreshToken', e, 'refresh-id-token');
       }
       // The session's user stays the session's user: another issuer or subject is refused.

@@ -74,7 +74,9 @@ export function classifyProviderError(e: unknown): ProviderUnavailableError | Pr
   if (isNetworkFailure(e)) return new ProviderUnavailableError('The identity provider is unreachable.', { cause: e });
   const code = (e as { code?: string }).code;
   // oauth4webapi: a response that is not what OAuth says (wrong status, not JSON, ...).
-  if (code === 'OAUTH_RESPONSE_IS_NOT_JSON' || code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' || code === 'OAUTH_INVALID_RESPONSE') {
+  // (OAUTH_INVALID_RESPONSE, e.g. an id_token with a refused alg or no nonce, is a token
+  // problem, not an outage: it falls through to ProviderTokenError.)
+  if (code === 'OAUTH_RESPONSE_IS_NOT_JSON' || code === 'OAUTH_RESPONSE_IS_NOT_CONFORM') {
     return new ProviderUnavailableError('The identity provider gave an invalid response.', { cause: e });
   }
   return new ProviderTokenError((e as Error)?.message ?? String(e), { cause: e });
