@@ -96,22 +96,25 @@ export class Authenticator {
       req.log.info('bearer token refused', { reason: result.code, token: fingerprint(token) });
       return refused;
     }
+    // A JWT goes only to the connection of its issuer; an opaque token to every connection
+    // that accepts opaque tokens, in turn, until one vouches for it.
+    let unavailable = false;
     for (const plugin of await this.plugins.activeInstances()) {
       if (!plugin.authenticateRequest) continue;
       try {
         const answer = await plugin.authenticateRequest(token, req);
         if (answer) return { value: { principal: answer.principal }, expiresAt: answer.expiresAt };
       } catch (e) {
-        const name = (e as Error).name;
-        if (name === 'ProviderUnavailableError') {
-          // Not the token's fault: do not remember a refusal; the request stays anonymous.
+        if ((e as Error).name === 'ProviderUnavailableError') {
+          unavailable = true;
           req.log.warn('bearer token not validated: provider unavailable', { pluginId: plugin.id, token: fingerprint(token), errorMessage: (e as Error).message });
-          return { value: { principal: null }, expiresAt: 0 };
+        } else {
+          req.log.info('bearer token refused', { pluginId: plugin.id, token: fingerprint(token), reason: (e as Error).message });
         }
-        req.log.info('bearer token refused', { pluginId: plugin.id, token: fingerprint(token), reason: (e as Error).message });
-        return refused;
       }
     }
+    // Not the token's fault when a provider could not be asked: remember no refusal then.
+    if (unavailable) return { value: { principal: null }, expiresAt: 0 };
     req.log.info('bearer token not recognised', { token: fingerprint(token) });
     return refused;
   }

@@ -543,12 +543,17 @@ export class OidcConnection implements PluginInstance {
     }
     if (!user.isActive) throw new TokenRefusedError('user is inactive');
     let permissions;
-    if ((!this.settings.useScopePermissions || identity.audienceMatches) && identity.email) {
+    // The token's scope decides when it is authoritative: scope permissions need the configured
+    // audience (as Saleor). Without that, or with neither an email nor scope permissions to go
+    // by, the stored staff status and permissions stand.
+    if ((!this.settings.useScopePermissions || identity.audienceMatches) && (identity.email || rules.useScopePermissions)) {
       const decision = decideStaff(rules, {
         scope: identity.scope,
         permissionsClaim: identity.permissionsClaim,
         email: user.email,
-        emailVerified: identity.emailVerified && normalizeEmail(identity.email) === user.email,
+        // Verified: the provider verified this very email. A token with no email (the user was
+        // found by its identity link) keeps a staff domain's verdict from the last login.
+        emailVerified: identity.email ? identity.emailVerified && normalizeEmail(identity.email) === user.email : user.isStaff,
       });
       ({ user, permissions } = await applyStaffDecision(prisma, user, decision, {
         useScopePermissions: rules.useScopePermissions,

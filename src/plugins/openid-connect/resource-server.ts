@@ -75,7 +75,7 @@ export class ResourceServer {
   async identify(token: string): Promise<TokenIdentity | null> {
     const iss = jwtIssuer(token);
     if (iss !== undefined) return iss === this.provider.issuer ? this.fromJwt(token) : null;
-    return this.fromOpaque(token);
+    return this.settings.acceptOpaqueBearerTokens ? this.fromOpaque(token) : null;
   }
 
   private async fromJwt(token: string): Promise<TokenIdentity> {

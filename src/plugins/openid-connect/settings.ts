@@ -26,6 +26,7 @@ export const OIDC_FIELDS: readonly ConfigField[] = [
   { name: 'default_group_name_for_new_staff_users', type: 'STRING', label: 'Default permission group name for new staff users', helpText: 'Staff users join this group (created empty if missing) and get its permissions.', default: null },
   { name: 'allowed_redirect_uris', type: 'MULTILINE', label: 'Allowed redirect URIs', helpText: 'Comma- or newline-separated redirect URIs accepted by externalAuthenticationUrl (exact match; an entry ending in * matches by prefix).', default: null },
   { name: 'allowed_post_logout_redirect_uris', type: 'MULTILINE', label: 'Allowed post-logout redirect URIs', helpText: 'Comma- or newline-separated URIs accepted as post_logout_redirect_uri. When empty, the allowed redirect URIs apply.', default: null },
+  { name: 'accept_opaque_bearer_tokens', type: 'BOOLEAN', label: 'Accept opaque bearer tokens', helpText: "Validate bearer tokens that are not JWTs with this provider (introspection, or userinfo). With several connections, turn it on only for the provider whose opaque tokens you accept: each such connection is shown every opaque token.", default: true },
   { name: 'token_endpoint_auth_method', type: 'STRING', label: 'Token endpoint authentication method', helpText: 'How the client authenticates at the token endpoint: client_secret_basic (default) or client_secret_post.', default: 'client_secret_basic' },
   { name: 'link_by_verified_email', type: 'BOOLEAN', label: 'Link existing accounts by verified email', helpText: 'On first login, link an existing account with the same email when the provider says the email is verified.', default: true },
 ];
@@ -136,6 +137,7 @@ export interface OidcSettings {
   allowedPostLogoutRedirectUris: string[];
   linkByVerifiedEmail: boolean;
   tokenEndpointAuthMethod: 'client_secret_basic' | 'client_secret_post';
+  acceptOpaqueBearerTokens: boolean;
 }
 
 export function parseOidcSettings(values: ConfigValues): OidcSettings {
@@ -161,5 +163,6 @@ export function parseOidcSettings(values: ConfigValues): OidcSettings {
     allowedPostLogoutRedirectUris: postLogout.length ? postLogout : redirects,
     linkByVerifiedEmail: bool('link_by_verified_email', true),
     tokenEndpointAuthMethod: text(values, 'token_endpoint_auth_method') === 'client_secret_post' ? 'client_secret_post' : 'client_secret_basic',
+    acceptOpaqueBearerTokens: bool('accept_opaque_bearer_tokens', true),
   };
 }
