@@ -425,9 +425,17 @@ describe('externalLogout', () => {
     expect((await refresh({ refreshToken: first.refreshToken })).errors).toEqual([]);
   });
 
-  it('10c. logout with the cookie only revokes too; without any token the URL has no hint', async () => {
+  it('10c. logout with the cookie needs the CSRF token to end the session or disclose the id_token', async () => {
     const first = await signIn('frank');
-    const r = await logout({}, cookie(first.refreshToken));
+    // A cross-site request carries the cookie but not the CSRF token: nothing ended, nothing disclosed.
+    for (const input of [{}, { csrfToken: 'x'.repeat(64) }]) {
+      const forged = await logout(input, cookie(first.refreshToken));
+      expect(forged.errors).toEqual([]);
+      const forgedUrl = new URL((JSON.parse(forged.logoutData!) as { logoutUrl: string }).logoutUrl);
+      expect(forgedUrl.searchParams.has('id_token_hint')).toBe(false);
+      expect((await session(first.refreshToken)).revoked_at).toBeNull();
+    }
+    const r = await logout({ csrfToken: first.csrfToken }, cookie(first.refreshToken));
     expect(r.errors).toEqual([]);
     const url = new URL((JSON.parse(r.logoutData!) as { logoutUrl: string }).logoutUrl);
     remember(url.searchParams.get('id_token_hint'));

@@ -177,10 +177,49 @@ describe('provider JWT refusals', () => {
   });
 });
 
+describe('tokens not issued for us', () => {
+  it('refuses ID tokens and logout tokens signed by the provider, even for our audience', async () => {
+    const email = { email: 'alice@example.com', email_verified: true };
+    const idTokenLike = await new SignJWT(claims('alice', { ...email, nonce: 'n-1' })).setProtectedHeader({ alg: 'RS256', kid: KID }).sign(idpKey);
+    const withAtHash = await sign(claims('alice', { ...email, at_hash: 'x' }));
+    const logoutToken = await sign(claims('alice', { events: { 'http://schemas.openid.net/event/backchannel-logout': {} } }));
+    const wrongTyp = await new SignJWT(claims('alice', email)).setProtectedHeader({ alg: 'RS256', typ: 'logout+jwt', kid: KID }).sign(idpKey);
+    for (const token of [idTokenLike, withAtHash, logoutToken, wrongTyp]) {
+      track(token);
+      expect(await me(s, token)).toBeNull();
+    }
+  });
+
+  it('without a configured audience, accepts only tokens issued to our own client', async () => {
+    const admin = track(await adminToken(s));
+    await configure(s, admin, DEFAULT_PLUGIN, { audience: '' });
+    try {
+      const email = { email: 'alice@example.com', email_verified: true };
+      // Another application's token at the same provider, for the same user.
+      const otherClient = await sign(claims('alice', { ...email, client_id: 'other-app', aud: 'other-app' }));
+      expect(await me(s, otherClient)).toBeNull();
+      const noClient = await sign((({ client_id: _c, ...rest }) => rest)(claims('alice', email)));
+      expect(await me(s, noClient)).toBeNull();
+      const ours = await sign(claims('alice', { ...email, aud: CLIENT_ID }));
+      // Issued to our client: the user, but scope permissions need the audience.
+      expect(await me(s, ours)).toMatchObject({ email: 'alice@example.com' });
+    } finally {
+      await configure(s, admin, DEFAULT_PLUGIN, { audience: AUDIENCE });
+    }
+  });
+
+  it('with a configured audience, refuses an opaque token whose introspection names no audience', async () => {
+    const opaque = track(await idp.issueAccessToken({ sub: 'alice', clientId: CLIENT_ID, scope: 'openid email', format: 'opaque' }));
+    idp.resetCounts();
+    expect(await me(s, opaque)).toBeNull();
+    expect(idp.counts()['/token/introspection']).toBe(1);
+  });
+});
+
 describe('revoked opaque token', () => {
   it('works, is revoked at the provider, and is refused once the opaque cache TTL (2 s) has passed', async () => {
-    const opaque = track(await idp.issueAccessToken({ sub: 'alice', clientId: CLIENT_ID, scope: 'openid email', format: 'opaque' }));
-    // Known user, token without our audience: the stored staff status and permissions.
+    const opaque = track(await idp.issueAccessToken({ sub: 'alice', clientId: CLIENT_ID, scope: 'saleor:manage_orders', resource: AUDIENCE, format: 'opaque' }));
+    // Known user, token for our audience with saleor:manage_orders.
     expect(await me(s, opaque)).toEqual(ALICE);
     const validatedBy = Date.now();
 

@@ -443,12 +443,17 @@ export class OidcConnection implements PluginInstance {
     if (postLogout && !isAllowedRedirect(postLogout, this.settings.allowedPostLogoutRedirectUris)) {
       throw new FieldError('postLogoutRedirectUri', 'INVALID', 'The post-logout redirect URI is not allowed for this connection.');
     }
-    const token = str(input['refreshToken']) ?? str(req.cookies[REFRESH_COOKIE]);
+    const fromInput = str(input['refreshToken']);
+    const token = fromInput ?? str(req.cookies[REFRESH_COOKIE]);
     let idTokenHint: string | null = null;
     let userId: number | null = null;
     if (token) {
       const verified = await this.services.tokens.verify(token, 'refresh');
-      if (verified.ok && verified.claims.owner === this.id) {
+      // The cookie alone does not identify the caller: a cross-site request carries it too.
+      // Without the CSRF token it was issued with, the session is neither ended nor disclosed
+      // (the id_token_hint names the user); the cookie is still cleared.
+      const csrfOk = fromInput !== undefined || (verified.ok && csrfTokensMatch(input['csrfToken'], (verified.claims as RefreshTokenClaims).csrf_token));
+      if (verified.ok && verified.claims.owner === this.id && csrfOk) {
         const claims = verified.claims as RefreshTokenClaims;
         const session = await this.sessions.get(claims.sid);
         if (session && session.pluginId === this.id) {
@@ -542,6 +547,10 @@ export class OidcConnection implements PluginInstance {
       user = link.user;
     }
     if (!user.isActive) throw new TokenRefusedError('user is inactive');
+    if (identity.identityOnly) {
+      user = await touchLastLogin(prisma, user);
+      return { principal: { kind: 'user', owner: this.id, user, permissions: [], isStaff: false }, expiresAt: identity.expiresAt };
+    }
     let permissions;
     // The token's scope decides when it is authoritative: scope permissions need the configured
     // audience (as Saleor). Without that, or with neither an email nor scope permissions to go

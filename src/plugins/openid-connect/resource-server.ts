@@ -10,7 +10,7 @@
  * identity we already know. Tokens without a user (client credentials) become an app.
  */
 import * as oidc from 'openid-client';
-import { decodeJwt, type JWTPayload } from 'jose';
+import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
 import type { OidcSettings } from './settings.ts';
 import { type OidcProvider, ProviderTokenError, ProviderUnavailableError, classifyProviderError } from './provider.ts';
 
@@ -27,6 +27,8 @@ export interface TokenIdentity {
   /** The token's `aud` contains the configured audience (scope permissions apply only then). */
   audienceMatches: boolean;
   clientId: string | undefined;
+  /** Validated by userinfo only: who the user is, but not that the token was meant for us. */
+  identityOnly: boolean;
   /** Until when this result may be cached (ms since epoch). */
   expiresAt: number;
 }
@@ -35,6 +37,9 @@ export interface TokenIdentity {
 export class TokenRefusedError extends Error {
   override name = 'TokenRefusedError';
 }
+
+/** A provider JWT's validation is reused at most this long, whatever its own lifetime. */
+const MAX_JWT_CACHE_MS = 5 * 60_000;
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
@@ -78,17 +83,42 @@ export class ResourceServer {
     return this.settings.acceptOpaqueBearerTokens ? this.fromOpaque(token) : null;
   }
 
+  /**
+   * Was the token issued for us? With an audience configured, its `aud` must contain it (any
+   * client of the provider may call our API then). Without one, it must have been issued to
+   * our own client (`client_id`, RFC 9068 / RFC 7662). Tokens for other clients of the same
+   * provider (another site's "log in with …") are refused.
+   */
+  private bindingOf(claims: Record<string, unknown>): { audienceMatches: boolean } {
+    if (this.settings.audience !== undefined) {
+      if (!audiences(claims['aud']).includes(this.settings.audience)) throw new TokenRefusedError('token audience does not include ours');
+      return { audienceMatches: true };
+    }
+    if (claims['client_id'] !== this.settings.clientId) throw new TokenRefusedError('token was issued to another client');
+    return { audienceMatches: false };
+  }
+
   private async fromJwt(token: string): Promise<TokenIdentity> {
     let claims: JWTPayload;
+    let header: { typ?: unknown };
     try {
+      header = decodeProtectedHeader(token);
       claims = await this.provider.verifyJwt(token, { audience: this.settings.audience, requiredClaims: ['exp'] });
     } catch (e) {
       if (e instanceof ProviderTokenError) throw new TokenRefusedError(e.message);
       throw e;
     }
+    // Not an access token: ID tokens (nonce, at_hash) and logout tokens (events) are refused.
+    const typ = typeof header.typ === 'string' ? header.typ.toLowerCase().replace(/^application\//, '') : undefined;
+    if ((typ !== undefined && typ !== 'at+jwt' && typ !== 'jwt') || claims['nonce'] !== undefined || claims['events'] !== undefined || claims['at_hash'] !== undefined) {
+      throw new TokenRefusedError('not an access token');
+    }
+    const binding = this.bindingOf(claims as Record<string, unknown>);
     return this.complete(token, claims as Record<string, unknown>, {
-      audienceMatches: this.settings.audience !== undefined,
-      expiresAt: (claims.exp as number) * 1000,
+      ...binding,
+      identityOnly: false,
+      // Re-validate at least every few minutes, whatever the token's own lifetime.
+      expiresAt: Math.min((claims.exp as number) * 1000, Date.now() + MAX_JWT_CACHE_MS),
     });
   }
 
@@ -105,17 +135,22 @@ export class ResourceServer {
       if (!info.active) throw new TokenRefusedError('token is not active');
       if (info.iss !== undefined && info.iss !== this.provider.issuer) throw new TokenRefusedError('introspected token has another issuer');
       if (info.exp !== undefined && info.exp * 1000 <= Date.now()) throw new TokenRefusedError('token expired');
-      const aud = audiences(info.aud);
-      if (this.settings.audience !== undefined && aud.length > 0 && !aud.includes(this.settings.audience)) {
-        throw new TokenRefusedError('token audience does not include ours');
+      if (info.token_type !== undefined && !/^(access_token|bearer)$/i.test(String(info.token_type))) {
+        throw new TokenRefusedError('not an access token');
       }
+      const binding = this.bindingOf(info as Record<string, unknown>);
       return this.complete(token, info as Record<string, unknown>, {
-        audienceMatches: this.settings.audience !== undefined && aud.includes(this.settings.audience),
+        ...binding,
+        identityOnly: false,
         expiresAt: info.exp !== undefined ? Math.min(info.exp * 1000, cap) : cap,
       });
     }
+    // No introspection: userinfo proves only that the provider knows the token, not for whom
+    // it was issued. Accepted as an identity without any permission, and only when no audience
+    // is configured (an audience cannot be checked this way).
+    if (this.settings.audience !== undefined) throw new TokenRefusedError('cannot check the audience of an opaque token without introspection');
     const info = await this.userinfo(token, undefined);
-    return this.complete(token, { ...info, scope: '' }, { audienceMatches: false, expiresAt: cap });
+    return this.complete(token, { ...info, scope: '' }, { audienceMatches: false, identityOnly: true, expiresAt: cap });
   }
 
   private async userinfo(token: string, sub: string | undefined): Promise<Record<string, unknown>> {
@@ -133,7 +168,7 @@ export class ResourceServer {
   private async complete(
     token: string,
     claims: Record<string, unknown>,
-    extra: { audienceMatches: boolean; expiresAt: number },
+    extra: { audienceMatches: boolean; identityOnly: boolean; expiresAt: number },
   ): Promise<TokenIdentity> {
     const subject = str(claims['sub']);
     const clientId = str(claims['client_id']) ?? str(claims['azp']);
@@ -160,6 +195,7 @@ export class ResourceServer {
       scope: scopeOf(claims),
       permissionsClaim: claims['permissions'],
       audienceMatches: extra.audienceMatches,
+      identityOnly: extra.identityOnly,
       clientId,
       expiresAt: extra.expiresAt,
     };
