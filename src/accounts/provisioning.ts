@@ -1,9 +1,10 @@
 /**
  * Users from provider identities (saleor-contract.md section 4): link by (issuer, sub) in a
  * table of its own; fall back to an existing account by email only when the provider says the
- * email is verified (and the connection allows it), and never re-link an account that already
- * has another subject at the same issuer. First login creates an active, confirmed user; later
- * logins sync email and names. Writes happen only when something changed.
+ * email is verified (and the connection allows it) and that account is confirmed, and never
+ * re-link an account that already has another subject at the same issuer. First login creates
+ * an active user, confirmed when the email is verified; later logins sync names, and the email
+ * when the provider verified it. Writes happen only when something changed.
  */
 import type { Prisma } from '../db/database.ts';
 import type { User } from '../generated/prisma/client.ts';
@@ -34,7 +35,8 @@ const isUniqueViolation = (e: unknown) => (e as { code?: string } | null)?.code 
 async function syncProfile(prisma: Prisma, user: User, identity: ProviderIdentity): Promise<User> {
   const data: { email?: string; firstName?: string; lastName?: string } = {};
   const email = normalizeEmail(identity.email);
-  if (email !== user.email && isValidEmail(email)) {
+  // Only an email the provider verified replaces the stored one.
+  if (email !== user.email && identity.emailVerified && isValidEmail(email)) {
     // An email already taken by another user is not copied; the other updates still apply.
     const taken = await prisma.user.findUnique({ where: { email }, select: { id: true } });
     if (!taken) data.email = email;
@@ -68,6 +70,11 @@ async function linkOnce(prisma: Prisma, identity: ProviderIdentity, options: Lin
     if (!options.linkByVerifiedEmail || !identity.emailVerified) {
       throw new FieldError('code', 'INVALID', 'An account with this email already exists and the provider did not verify the email.');
     }
+    // An account whose own email was never verified may have been created by someone who does
+    // not own the address (pre-hijacking): never link a verified identity into it.
+    if (!existing.isConfirmed) {
+      throw new FieldError('code', 'INVALID', 'An unconfirmed account with this email already exists.');
+    }
     if (existing.identities.some((i) => i.issuer === identity.issuer && i.subject !== identity.subject)) {
       throw new FieldError('code', 'INVALID', 'This account is already linked to another identity at this provider.');
     }
@@ -83,7 +90,8 @@ async function linkOnce(prisma: Prisma, identity: ProviderIdentity, options: Lin
       firstName: identity.firstName ?? '',
       lastName: identity.lastName ?? '',
       isActive: true,
-      isConfirmed: true,
+      // Confirmed only when the provider verified the email (see the linking rule above).
+      isConfirmed: identity.emailVerified,
       tokenKey: newTokenKey(),
       identities: { create: { pluginId: identity.pluginId, issuer: identity.issuer, subject: identity.subject } },
     },

@@ -12,7 +12,7 @@
  * (a second server).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -48,6 +48,19 @@ function socketDirFor(dataDir: string): string {
   if (path.join(dataDir, SOCKET_FILE).length <= MAX_SOCKET_PATH) return dataDir;
   const digest = createHash('sha256').update(dataDir).digest('hex').slice(0, 16);
   return path.join(os.tmpdir(), `saleor-auth-${digest}`);
+}
+
+/**
+ * The socket directory outside DATA_DIR (in the shared temp directory) must be ours: a real
+ * directory (not a link), owned by us, closed to others. Otherwise someone else could plant a
+ * socket there and have the CLI talk to their database.
+ */
+function assertPrivateDirectory(dir: string): void {
+  const st = lstatSync(dir);
+  const uid = typeof process.getuid === 'function' ? process.getuid() : st.uid;
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) {
+    throw new Error(`The embedded database socket directory ${dir} is not a private directory of this user; remove it or use a shorter DATA_DIR.`);
+  }
 }
 
 function socketAlive(socketPath: string): Promise<boolean> {
@@ -105,8 +118,13 @@ export async function openEmbeddedDatabase(
   { attach }: { attach: boolean },
 ): Promise<EmbeddedDatabase> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // The directory holds the database (and the local secret): owner only.
+  chmodSync(dataDir, 0o700);
   const socketDir = socketDirFor(dataDir);
-  mkdirSync(socketDir, { recursive: true, mode: 0o700 });
+  if (socketDir !== dataDir) {
+    mkdirSync(socketDir, { recursive: true, mode: 0o700 });
+    assertPrivateDirectory(socketDir);
+  }
   const socketPath = path.join(socketDir, SOCKET_FILE);
   const lockPath = path.join(dataDir, 'embedded.lock');
   const connection = { host: socketDir, port: SOCKET_PORT, user: 'postgres', database: 'postgres' };
@@ -130,6 +148,8 @@ export async function openEmbeddedDatabase(
     const db = await PGlite.create(path.join(dataDir, 'pg'));
     const server = new PGLiteSocketServer({ db, path: socketPath, maxConnections: 32 });
     await server.start();
+    // Whoever can connect is the database superuser: only our own user may.
+    chmodSync(socketPath, 0o600);
     log.info('embedded database open', { dataDir, ms: Date.now() - started });
     let closed = false;
     return {

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
-import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { GraphQLError, type ASTVisitor, type GraphQLFormattedError, type ValidationContext } from 'graphql';
 import type { Logger } from '../log.ts';
 import type { GraphQLContext } from './context.ts';
 import { DateTime, GenericScalar, JSONString } from './scalars.ts';
@@ -41,12 +41,28 @@ const operationNamePlugin: ApolloServerPlugin<GraphQLContext> = {
   },
 };
 
+/**
+ * At most MAX_MUTATION_FIELDS root fields (aliases included) in one mutation: the external-auth
+ * mutations are anonymous and each may write, so one request must not fan out into thousands.
+ */
+const MAX_MUTATION_FIELDS = 10;
+
+const limitMutationFields = (context: ValidationContext): ASTVisitor => ({
+  OperationDefinition(node) {
+    if (node.operation !== 'mutation') return;
+    if (node.selectionSet.selections.length > MAX_MUTATION_FIELDS) {
+      context.reportError(new GraphQLError(`A mutation may select at most ${MAX_MUTATION_FIELDS} fields.`, { nodes: [node] }));
+    }
+  },
+});
+
 export function createGraphQLServer(log: Logger): ApolloServer<GraphQLContext> {
   return new ApolloServer<GraphQLContext>({
     typeDefs: readFileSync(SCHEMA_PATH, 'utf8'),
     resolvers,
     plugins: [ApolloServerPluginLandingPageDisabled(), operationNamePlugin],
     includeStacktraceInErrorResponses: false,
+    validationRules: [limitMutationFields],
     introspection: true,
     formatError: (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
       const original = error instanceof GraphQLError ? error.originalError : error;

@@ -172,7 +172,18 @@ export function createHttpServer({ app, graphql, log }: HttpServerOptions): http
           'access-control-allow-origin': '*',
         });
       } else if (path.startsWith('/oidc/backchannel-logout/') && req.method === 'POST') {
-        status = await handleBackchannelLogout(req, res, decodeURIComponent(path.slice('/oidc/backchannel-logout/'.length)), info);
+        let pluginId: string | undefined;
+        try {
+          pluginId = decodeURIComponent(path.slice('/oidc/backchannel-logout/'.length));
+        } catch {
+          pluginId = undefined;
+        }
+        if (pluginId === undefined) {
+          status = 400;
+          send(res, 400, '{"error":"invalid_request"}', { 'cache-control': 'no-store' });
+        } else {
+          status = await handleBackchannelLogout(req, res, pluginId, info);
+        }
       } else {
         status = 404;
         send(res, 404, '{"error":"not found"}');

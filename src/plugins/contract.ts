@@ -109,4 +109,6 @@ export interface PluginKind<Services = unknown> {
   /** Validation of an active configuration; field names in errors are camelCase. */
   validate(values: ConfigValues): FieldError[];
   create(settings: PluginSettings, services: Services): PluginInstance;
+  /** Called after a saved configuration change, with the names of the changed fields. */
+  afterUpdate?(id: string, changed: readonly string[], services: Services): Promise<void>;
 }

@@ -140,6 +140,7 @@ export class PluginManager<Services = unknown> {
     update: ConfigurationUpdate,
     options: { createAs?: { kind: string; name?: string } } = {},
   ): Promise<{ plugin: PluginView; changed: string[] }> {
+    let updatedKind: PluginKind<Services> | undefined;
     const changed = await this.store.transact(id, this.kinds as ReadonlyMap<string, PluginKind<never>>, async (row, save) => {
       // Start from the database row (not the cache): concurrent updates must not lose changes.
       const builtin = this.builtins.find((b) => b.id === id);
@@ -151,11 +152,13 @@ export class PluginManager<Services = unknown> {
       }
       const name = row?.name ?? builtin?.name ?? options.createAs?.name ?? kind.defaultName;
       const current = { active: row?.active ?? false, values: { ...defaultValues(kind), ...row?.values } };
+      updatedKind = kind;
       const result = applyUpdate(kind as PluginKind, current, update);
       if (result.changed.length > 0 || !row) await save(kind, { id, name, active: result.active, values: result.values });
       return result.changed;
     });
     await this.reloadAfterWrite();
+    if (changed.length && updatedKind?.afterUpdate) await updatedKind.afterUpdate(id, changed, this.services);
     const saved = this.entries.get(id);
     if (!saved) throw new Error(`plugin ${id} vanished after it was saved`);
     return { plugin: this.view(saved), changed };

@@ -68,6 +68,15 @@ describe('GraphQL over HTTP', () => {
     expect(r.body.errors?.[0]?.message).toMatch(/noSuchField/);
   });
 
+  it('refuses a mutation with more than 10 root fields (no anonymous write fan-out)', async () => {
+    const fields = Array.from({ length: 11 }, (_, i) => `a${i}: externalAuthenticationUrl(pluginId: "x", input: "{}") { errors { code } }`).join(' ');
+    const r = await s.gql(`mutation { ${fields} }`);
+    expect(r.status).toBe(400);
+    expect(r.body.errors?.[0]?.message).toBe('A mutation may select at most 10 fields.');
+    const ok = await s.gql(`mutation { ${fields.split(' a10:')[0]} }`);
+    expect(ok.status).toBe(200);
+  });
+
   it('answers a body that is not JSON with 400', async () => {
     const res = await fetch(`${s.url}/graphql/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
     expect(res.status).toBe(400);

@@ -366,6 +366,23 @@ describe('externalRefresh', () => {
     }
     expect(await me(a.token)).toBeNull();
   });
+
+  it('9b. pointing the connection at another token endpoint ends its sessions; other edits do not', async () => {
+    const a = await signIn('bob');
+    await configure(s, admin, DEFAULT_PLUGIN, { staff_user_domains: 'unrelated.example' });
+    expect((await session(a.refreshToken)).revoked_at).toBeNull();
+    await configure(s, admin, DEFAULT_PLUGIN, { oauth_token_url: `${idp.issuer}/token` });
+    try {
+      const row = await session(a.refreshToken);
+      expect(row.revoked_reason).toBe('connection-reconfigured');
+      expect((await refresh({ refreshToken: a.refreshToken })).errors).toEqual(INVALID_REFRESH);
+      // New logins work with the new configuration.
+      const b = await signIn('bob');
+      expect((await refresh({ refreshToken: b.refreshToken })).errors).toEqual([]);
+    } finally {
+      await configure(s, admin, DEFAULT_PLUGIN, { oauth_token_url: '', staff_user_domains: '' });
+    }
+  });
 });
 
 // ---- externalLogout -------------------------------------------------------------------------

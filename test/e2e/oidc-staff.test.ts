@@ -610,6 +610,22 @@ describe('two connections at once', () => {
     expect((await externalCall(s, 'externalVerify', STAFF_PLUGIN, { token: viaDefault.token })).isValid).toBe(false);
   });
 
+  it('never links a verified identity into an account created with an unverified email (pre-hijacking)', async () => {
+    idp.accounts.set('mallory', { sub: 'mallory', email: 'target@example.com', email_verified: false, scopes: [] });
+    idp2.accounts.set('target', { sub: 'target', email: 'target@example.com', email_verified: true });
+    await loginOk('mallory');
+    const [account] = await rows<{ id: number; is_confirmed: boolean }>('SELECT id, is_confirmed FROM users WHERE email = $1', ['target@example.com']);
+    expect(account!.is_confirmed).toBe(false);
+    const r = await login(s, idp2, STAFF_PLUGIN, 'target');
+    expect(r.token).toBeNull();
+    expect(r.errors).toEqual([{ field: 'code', code: 'INVALID', message: 'An unconfirmed account with this email already exists.' }]);
+    expect(await identitiesOf(account!.id)).toEqual([{ plugin_id: DEFAULT_PLUGIN, issuer: idp.issuer, subject: 'mallory' }]);
+    // And an unverified email at the provider never replaces a stored one.
+    idp.accounts.set('mallory', { sub: 'mallory', email: 'pat@example.com', email_verified: false, scopes: [] });
+    await loginOk('mallory');
+    expect((await rows('SELECT email FROM users WHERE id = $1', [account!.id]))[0]).toEqual({ email: 'target@example.com' });
+  });
+
   it("refuses a state created by the other connection (and does not consume it)", async () => {
     const auth = await authenticationUrl(s, DEFAULT_PLUGIN, { redirectUri: REDIRECT_URI });
     const authorizationUrl = JSON.parse(auth.authenticationData!).authorizationUrl as string;

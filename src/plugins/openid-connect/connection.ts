@@ -364,6 +364,8 @@ export class OidcConnection implements PluginInstance {
       throw await refused('refresh token reuse', true);
     }
     if (parseGlobalIdOf('User', claims.user_id) !== session.userId) throw await refused('owner mismatch', true);
+    // The connection was pointed at another provider since: its refresh token must not go there.
+    if (session.issuer !== this.provider.issuer) throw await refused('provider changed', true);
     const providerRefreshToken = this.sessions.providerRefreshToken(session);
     if (!providerRefreshToken) throw await refused('no provider refresh token', true);
 

@@ -15,4 +15,17 @@ export const openIdConnectKind: PluginKind<OidcServices> = {
   fields: OIDC_FIELDS,
   validate: validateOidcSettings,
   create: (settings: PluginSettings, services: OidcServices) => new OidcConnection(settings, services),
+  /**
+   * Pointing a connection at another provider or client ends its sessions: the provider refresh
+   * tokens they hold belong to the old one and must not be sent to the new token endpoint.
+   */
+  async afterUpdate(id, changed, services) {
+    if (!changed.some((name) => PROVIDER_IDENTITY_FIELDS.has(name))) return;
+    await services.prisma.session.updateMany({
+      where: { pluginId: id, revokedAt: null },
+      data: { revokedAt: new Date(), revokedReason: 'connection-reconfigured' },
+    });
+  },
 };
+
+const PROVIDER_IDENTITY_FIELDS = new Set(['issuer_url', 'oauth_token_url', 'client_id']);

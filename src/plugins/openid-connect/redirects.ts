@@ -30,7 +30,12 @@ export function isAllowedRedirect(uri: string, allowList: readonly string[]): bo
   return allowList.some((entry) => {
     if (entry.endsWith('/*')) {
       const prefix = entry.slice(0, -1);
-      return uri.startsWith(prefix) && !uri.slice(prefix.length).startsWith('/');
+      const rest = uri.slice(prefix.length);
+      // Nothing in the path after the prefix may climb out of it: no dot segments (also
+      // encoded), no encoded slashes, no backslashes, no second slash right after the prefix.
+      const restPath = rest.split('?')[0]!;
+      if (/(^|\/)\.\.?(\/|$)|%2e|%2f|%5c|\\/i.test(restPath)) return false;
+      return uri.startsWith(prefix) && !rest.startsWith('/');
     }
     return uri === entry;
   });

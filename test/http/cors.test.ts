@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { corsHeaders, originMatcher } from '../../src/http/cors.ts';
+
+describe('origin patterns', () => {
+  const allowed = originMatcher(['https://shop.example.com', 'https://*.preview.example.com', 'http://localhost:*', 'https://*-*-*.vercel.app']);
+  it.each([
+    ['https://shop.example.com', true],
+    ['HTTPS://SHOP.EXAMPLE.COM', true],
+    ['https://shop.example.com.evil.test', false],
+    ['https://evil.test/https://shop.example.com', false],
+    ['https://pr-1.preview.example.com', true],
+    ['https://preview.example.com', false],
+    ['https://x.preview.example.com.evil.test', false],
+    ['http://localhost:3000', true],
+    ['https://a-b-c.vercel.app', true],
+    ['https://a-b.vercel.app', false],
+    ['null', false],
+  ])('%s → %s', (origin, expected) => {
+    expect(allowed(origin)).toBe(expected);
+  });
+
+  it('treats regex characters in patterns literally', () => {
+    const m = originMatcher(['https://shop.example.com']);
+    expect(m('https://shopXexample.com')).toBe(false);
+  });
+
+  it('`*` alone allows any origin', () => {
+    expect(originMatcher(['*'])('https://anything.test')).toBe(true);
+  });
+
+  it('stays fast on a crafted long Origin with several wildcards, and refuses over-long origins', () => {
+    const m = originMatcher(['https://*-*-*-*.vercel.app']);
+    const crafted = `https://${'-'.repeat(400)}`;
+    const started = performance.now();
+    for (let i = 0; i < 100; i++) m(crafted);
+    expect(performance.now() - started).toBeLessThan(200);
+    expect(originMatcher(['*'])(`https://${'a'.repeat(600)}.test`)).toBe(false);
+  });
+
+  it('answers with the origin, credentials and Vary only when allowed', () => {
+    const m = originMatcher(['https://shop.example.com']);
+    expect(corsHeaders('https://shop.example.com', m, false)).toEqual({
+      'access-control-allow-origin': 'https://shop.example.com',
+      'access-control-allow-credentials': 'true',
+      vary: 'Origin',
+    });
+    expect(corsHeaders('https://evil.test', m, true)).toEqual({});
+    expect(corsHeaders(undefined, m, true)).toEqual({});
+  });
+});
