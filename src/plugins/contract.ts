@@ -106,6 +106,8 @@ export interface PluginKind<Services = unknown> {
   defaultName: string;
   description: string;
   fields: readonly ConfigField[];
+  /** Defaults that differ for instances created at run time (not the built-in one). */
+  createdDefaults?: ConfigValues;
   /** Validation of an active configuration; field names in errors are camelCase. */
   validate(values: ConfigValues): FieldError[];
   create(settings: PluginSettings, services: Services): PluginInstance;

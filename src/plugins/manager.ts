@@ -151,7 +151,8 @@ export class PluginManager<Services = unknown> {
         throw new FieldErrors([new FieldError('id', 'NOT_FOUND', `Plugin with id ${id} does not exist.`)]);
       }
       const name = row?.name ?? builtin?.name ?? options.createAs?.name ?? kind.defaultName;
-      const current = { active: row?.active ?? false, values: { ...defaultValues(kind), ...row?.values } };
+      const fresh = !row && !builtin ? kind.createdDefaults : undefined;
+      const current = { active: row?.active ?? false, values: { ...defaultValues(kind), ...fresh, ...row?.values } };
       updatedKind = kind;
       const result = applyUpdate(kind as PluginKind, current, update);
       if (result.changed.length > 0 || !row) await save(kind, { id, name, active: result.active, values: result.values });

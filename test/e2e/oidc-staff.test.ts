@@ -561,6 +561,12 @@ describe('two connections at once', () => {
 
     const created = await s.gql(CREATE, { input: { id: STAFF_PLUGIN, name: 'Staff IdP' } }, { token: admin });
     expect(created.body.data.openIdConnectConnectionCreate).toEqual({ plugin: { id: STAFF_PLUGIN, name: 'Staff IdP' }, errors: [] });
+    // A created connection does not see opaque bearer tokens unless told to; the built-in one does.
+    const opaqueSetting = async (id: string) =>
+      ((await s.gql('query($id: ID!) { plugin(id: $id) { globalConfiguration { configuration { name value } } } }', { id }, { token: admin })).body.data
+        .plugin.globalConfiguration.configuration as Array<{ name: string; value: string }>).find((c) => c.name === 'accept_opaque_bearer_tokens')?.value;
+    expect(await opaqueSetting(STAFF_PLUGIN)).toBe('false');
+    expect(await opaqueSetting(DEFAULT_PLUGIN)).toBe('true');
 
     const duplicate = await s.gql(CREATE, { input: { id: STAFF_PLUGIN, name: 'Again' } }, { token: admin });
     expect(duplicate.body.data.openIdConnectConnectionCreate).toEqual({

@@ -13,6 +13,9 @@ export const openIdConnectKind: PluginKind<OidcServices> = {
   defaultName: DEFAULT_OIDC_PLUGIN_NAME,
   description: 'Log users in through any OpenID Connect provider and accept its access tokens.',
   fields: OIDC_FIELDS,
+  // Every connection that accepts opaque bearer tokens is shown each one (it cannot tell whose
+  // it is): only the built-in connection does by default; others opt in.
+  createdDefaults: { accept_opaque_bearer_tokens: false },
   validate: validateOidcSettings,
   create: (settings: PluginSettings, services: OidcServices) => new OidcConnection(settings, services),
   /**
