@@ -95,11 +95,13 @@ async function main() {
     SECRET_KEY: SECRET,
     OUTBOUND_ALLOW_PRIVATE_ADDRESSES: 'true',
     LOG_LEVEL: 'warn',
+    // As deployed: production mode (graphql-js skips its development-only checks).
+    NODE_ENV: 'production',
   };
   let server: ChildProcess | undefined;
   const url = `http://127.0.0.1:${port}`;
   try {
-    server = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], { cwd: root, env: { ...process.env, ...env }, stdio: 'ignore' });
+    server = spawn(process.execPath, [...(process.env['BENCH_SERVER_NODE_FLAGS'] ?? '').split(' ').filter(Boolean), '--import', 'tsx', 'src/main.ts', 'serve'], { cwd: root, env: { ...process.env, ...env }, stdio: 'ignore' });
     await waitForHealth(url);
     const admin = (await run(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'staff', 'create', '--email', 'bench-admin@example.com', '--permissions', 'MANAGE_PLUGINS'], env)).trim().split('\n').at(-1)!;
     const gql = async (query: string, variables: object, token?: string) => {
@@ -138,7 +140,7 @@ async function main() {
     const ourToken: string = login.data.externalObtainAccessTokens.token;
     if (!ourToken) throw new Error(JSON.stringify(login));
     const providerJwt = await idp.issueAccessToken({ sub: 'alice', clientId: 'storefront', scope: 'openid email saleor:manage_orders', resource: AUDIENCE, format: 'jwt' });
-    const opaque = await idp.issueAccessToken({ sub: 'alice', clientId: 'storefront', scope: 'openid email profile', format: 'opaque' });
+    const opaque = await idp.issueAccessToken({ sub: 'alice', clientId: 'storefront', scope: 'saleor:manage_orders', resource: AUDIENCE, format: 'opaque' });
 
     const db = new pg.Client(env['DATABASE_URL'] ? { connectionString: env['DATABASE_URL'] } : { host: dataDir, port: 5432, user: 'postgres', database: 'postgres' });
     await db.connect();

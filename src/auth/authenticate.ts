@@ -60,7 +60,8 @@ export class Authenticator {
 
   async authenticate(token: string, req: RequestInfo): Promise<Principal | null> {
     const key = hashToken(token);
-    const cached = await this.cache.getOrLoad(key, () => this.validate(token, req));
+    // A hit answers synchronously; only a miss goes through the (coalescing) load.
+    const cached = this.cache.get(key) ?? (await this.cache.getOrLoad(key, () => this.validate(token, req)));
     // A retired key whose verification window closed stops vouching at once.
     if (cached.kid !== undefined && !this.keyring.canVerify(cached.kid)) {
       this.cache.delete(key);

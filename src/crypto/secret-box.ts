@@ -16,6 +16,7 @@
  *
  * @module
  */
+import * as crypto from 'node:crypto';
 
 import {
   createCipheriv,
@@ -179,8 +180,12 @@ export class SecretBox {
  * such as {@link randomToken} output, not for passwords.
  */
 export function hashToken(value: string): string {
-  return createHash('sha256').update(value, 'utf8').digest('hex');
+  // One-shot crypto.hash (Node >= 20.12) where present: about twice as fast as a Hash object,
+  // and this runs on every authenticated request.
+  return typeof oneShotHash === 'function' ? oneShotHash('sha256', value, 'hex') : createHash('sha256').update(value, 'utf8').digest('hex');
 }
+
+const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
 
 /**
  * A random token: `bytes` bytes from the CSPRNG, as unpadded base64url.

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { GraphQLError, type ASTVisitor, type GraphQLFormattedError, type ValidationContext } from 'graphql';
 import type { Logger } from '../log.ts';
 import type { GraphQLContext } from './context.ts';
@@ -60,7 +60,9 @@ export function createGraphQLServer(log: Logger): ApolloServer<GraphQLContext> {
   return new ApolloServer<GraphQLContext>({
     typeDefs: readFileSync(SCHEMA_PATH, 'utf8'),
     resolvers,
-    plugins: [ApolloServerPluginLandingPageDisabled(), operationNamePlugin],
+    // Cache-control hints are of no use to an auth API, and its per-field hook costs on every
+    // request.
+    plugins: [ApolloServerPluginLandingPageDisabled(), ApolloServerPluginCacheControlDisabled(), operationNamePlugin],
     includeStacktraceInErrorResponses: false,
     validationRules: [limitMutationFields],
     introspection: true,

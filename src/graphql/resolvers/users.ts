@@ -15,8 +15,16 @@ import { connection, pageWindow, type PageArgs } from '../results.ts';
  */
 export type UserNode = User & { granted?: { permissions: PermissionCode[]; isStaff: boolean } };
 
+const nodes = new WeakMap<AuthenticatedUser, UserNode>();
+
+/** The User of a login or a request's principal (built once per principal: principals are cached). */
 export function userNode(auth: AuthenticatedUser): UserNode {
-  return { ...auth.user, granted: { permissions: auth.permissions, isStaff: auth.isStaff } };
+  let node = nodes.get(auth);
+  if (!node) {
+    node = { ...auth.user, granted: { permissions: auth.permissions, isStaff: auth.isStaff } };
+    nodes.set(auth, node);
+  }
+  return node;
 }
 
 const PERMISSION_BY_CODE = new Map(PERMISSIONS.map((p) => [p.code, p]));
