@@ -118,13 +118,23 @@ export async function applyStaffDecision(
   prisma: Prisma,
   user: User,
   decision: StaffDecision,
-  options: { useScopePermissions: boolean; defaultGroupName: string | null },
+  options: {
+    useScopePermissions: boolean;
+    defaultGroupName: string | null;
+    /** Group names from the provider's groups claim; undefined when no claim is mapped. */
+    providerGroups?: string[] | undefined;
+  },
 ): Promise<{ user: User; permissions: PermissionCode[] }> {
+  // Our permission groups the provider names (only existing ones: names are not created).
+  const named = options.providerGroups?.length
+    ? await prisma.permissionGroup.findMany({ where: { name: { in: options.providerGroups } }, select: { id: true, name: true } })
+    : [];
   const data: { isStaff?: boolean; permissions?: string[] } = {};
   // The provider decides who is staff when scope permissions are on: then a user who no
   // longer qualifies loses staff. With them off, staff domains only promote (as Saleor), so
-  // staff made here (e.g. by the CLI) stay staff.
-  const isStaff = options.useScopePermissions ? decision.isStaff : decision.isStaff || user.isStaff;
+  // staff made here (e.g. by the CLI) stay staff. Members of a mapped group are staff.
+  const byRules = options.useScopePermissions ? decision.isStaff : decision.isStaff || user.isStaff;
+  const isStaff = byRules || named.length > 0;
   if (isStaff !== user.isStaff) data.isStaff = isStaff;
   if (options.useScopePermissions) {
     const wanted = isStaff ? decision.permissions : [];
@@ -132,6 +142,16 @@ export async function applyStaffDecision(
   }
   let current = user;
   if (Object.keys(data).length) current = await prisma.user.update({ where: { id: user.id }, data });
+  if (options.providerGroups !== undefined) {
+    // Membership follows the claim: join the named groups, leave the others (but the default
+    // staff group, which follows the staff rules below).
+    const memberships = await prisma.groupMember.findMany({ where: { userId: current.id }, include: { group: { select: { name: true } } } });
+    const wanted = new Set(named.map((g) => g.id));
+    const leave = memberships.filter((m) => !wanted.has(m.groupId) && m.group.name !== options.defaultGroupName).map((m) => m.groupId);
+    const join = named.filter((g) => !memberships.some((m) => m.groupId === g.id)).map((g) => ({ userId: current.id, groupId: g.id }));
+    if (leave.length) await prisma.groupMember.deleteMany({ where: { userId: current.id, groupId: { in: leave } } });
+    if (join.length) await prisma.groupMember.createMany({ data: join, skipDuplicates: true });
+  }
   if (isStaff && options.defaultGroupName) {
     const group = await prisma.permissionGroup.upsert({
       where: { name: options.defaultGroupName },

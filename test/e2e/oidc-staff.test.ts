@@ -538,6 +538,36 @@ describe('externalVerify', () => {
 
 // ---- 9. two connections -----------------------------------------------------------------------
 
+describe('groups claim', () => {
+  it('makes the user a member of exactly the named existing groups, and staff; the claim can be nested', async () => {
+    await s.running.app.db.pool.query(`INSERT INTO permission_groups (name, permissions) VALUES ('Editors', ARRAY['MANAGE_PAGES']), ('Auditors', ARRAY['MANAGE_ORDERS'])`);
+    await staffRules({ scopePermissions: true });
+    await configure(s, admin, DEFAULT_PLUGIN, { groups_claim: 'groups' });
+    try {
+      idp.accounts.set('gina', { sub: 'gina', email: 'gina@example.com', email_verified: true, scopes: [], groups: ['Editors', 'No Such Group'] });
+      const first = await loginOk('gina');
+      expect(first.user).toMatchObject({ isStaff: true, permissionGroups: [{ name: 'Editors' }] });
+      expect(codes(first.user)).toEqual(['MANAGE_PAGES']);
+      expect(decodeJwt(first.token!)).toMatchObject({ is_staff: true, permissions: ['MANAGE_PAGES'] });
+      expect(await rows(`SELECT count(*)::int AS n FROM permission_groups WHERE name = 'No Such Group'`)).toEqual([{ n: 0 }]);
+
+      // The provider moves her to Auditors: she leaves Editors.
+      idp.accounts.get('gina')!.groups = ['Auditors'];
+      const second = await loginOk('gina');
+      expect(second.user.permissionGroups).toEqual([{ name: 'Auditors' }]);
+      expect(codes(second.user)).toEqual(['MANAGE_ORDERS']);
+
+      // No group and no saleor scope, with scope permissions on: no longer staff, no group.
+      idp.accounts.get('gina')!.groups = [];
+      const third = await loginOk('gina');
+      expect(third.user).toMatchObject({ isStaff: false, permissionGroups: [] });
+      expect(codes(third.user)).toEqual([]);
+    } finally {
+      await configure(s, admin, DEFAULT_PLUGIN, { groups_claim: '' });
+    }
+  });
+});
+
 describe('scope permissions off: the provider does not demote', () => {
   it('keeps a staff user made here (CLI) staff with their permissions, and promotes by verified domain only', async () => {
     await staffRules({ scopePermissions: false, domains: 'staff.example.com' });

@@ -216,6 +216,25 @@ describe('tokens not issued for us', () => {
   });
 });
 
+describe('groups claim on bearer tokens', () => {
+  it('maps a nested roles claim to our permission groups by name', async () => {
+    const admin = track(await adminToken(s));
+    await s.running.app.db.pool.query(`INSERT INTO permission_groups (name, permissions) VALUES ('Editors', ARRAY['MANAGE_PAGES']) ON CONFLICT (name) DO NOTHING`);
+    await configure(s, admin, DEFAULT_PLUGIN, { groups_claim: 'realm_access.roles' });
+    try {
+      const token = await sign(claims('alice', { email: 'alice@example.com', email_verified: true, scope: '', realm_access: { roles: ['Editors', 'offline_access'] } }));
+      expect(await me(s, token)).toEqual({ email: 'alice@example.com', isStaff: true, userPermissions: [{ code: 'MANAGE_PAGES' }] });
+      const member = await s.running.app.db.pool.query(
+        `SELECT g.name FROM group_members m JOIN permission_groups g ON g.id = m.group_id JOIN users u ON u.id = m.user_id WHERE u.email = 'alice@example.com'`,
+      );
+      expect(member.rows).toEqual([{ name: 'Editors' }]);
+    } finally {
+      await configure(s, admin, DEFAULT_PLUGIN, { groups_claim: '' });
+      await s.running.app.db.pool.query(`DELETE FROM permission_groups WHERE name = 'Editors'`);
+    }
+  });
+});
+
 describe('revoked opaque token', () => {
   it('works, is revoked at the provider, and is refused once the opaque cache TTL (2 s) has passed', async () => {
     const opaque = track(await idp.issueAccessToken({ sub: 'alice', clientId: CLIENT_ID, scope: 'saleor:manage_orders', resource: AUDIENCE, format: 'opaque' }));

@@ -6,7 +6,7 @@ import { extraAuthorizationParams, isCognito, isGoogle, requestedScope } from '.
 import { isAllowedRedirect, isValidAllowListEntry } from '../../src/plugins/openid-connect/redirects.ts';
 import { decideStaff, emailDomain } from '../../src/accounts/staff.ts';
 import { permissionScopes } from '../../src/accounts/permissions.ts';
-import { parseOidcSettings, splitList, validateOidcSettings } from '../../src/plugins/openid-connect/settings.ts';
+import { groupsFromClaims, parseOidcSettings, splitList, validateOidcSettings } from '../../src/plugins/openid-connect/settings.ts';
 
 describe('provider quirks', () => {
   it.each([
@@ -164,5 +164,27 @@ describe('connection settings', () => {
     }).map((e) => e.field);
     expect(withUserinfo).toEqual(['issuerUrl', 'jsonWebKeySetUrl']);
     expect(validateOidcSettings({ client_id: 'c', client_secret: 's', allowed_redirect_uris: 'https://a.example.com/cb', issuer_url: 'https://idp.example.com', token_endpoint_auth_method: 'private_key_jwt' }).map((e) => e.field)).toEqual(['tokenEndpointAuthMethod']);
+  });
+});
+
+describe('groups claim', () => {
+  const claims = {
+    groups: ['Editors', 42, '', 'Support'],
+    role: 'Admins',
+    realm_access: { roles: ['Editors', 'offline_access'] },
+    'https://example.com/groups': ['Namespaced'],
+    nested: { not: 'an array' },
+  };
+  it.each([
+    ['groups', ['Editors', 'Support']],
+    ['role', ['Admins']],
+    ['realm_access.roles', ['Editors', 'offline_access']],
+    ['https://example.com/groups', ['Namespaced']],
+    ['nested.not', ['an array']],
+    ['nested.missing', []],
+    ['missing', []],
+    ['realm_access', []],
+  ])('%s → %j', (path, expected) => {
+    expect(groupsFromClaims(claims, path)).toEqual(expected);
   });
 });

@@ -32,7 +32,7 @@ import type {
   RequestInfo,
 } from '../contract.ts';
 import { ResourceServer, TokenRefusedError } from './resource-server.ts';
-import { parseOidcSettings, type OidcSettings } from './settings.ts';
+import { groupsFromClaims, parseOidcSettings, type OidcSettings } from './settings.ts';
 import { isAllowedRedirect } from './redirects.ts';
 import { extraAuthorizationParams, isCognito, isGoogle, requestedScope } from './quirks.ts';
 import { AuthorizationRequests } from './authorization-requests.ts';
@@ -280,6 +280,7 @@ export class OidcConnection implements PluginInstance {
       firstName: str(pick('given_name')),
       lastName: str(pick('family_name')),
       permissionsClaim: pick('permissions'),
+      groups: this.settings.groupsClaim ? groupsFromClaims({ ...info, ...claims }, this.settings.groupsClaim) : undefined,
     };
   }
 
@@ -313,6 +314,7 @@ export class OidcConnection implements PluginInstance {
     const applied = await applyStaffDecision(prisma, user, decision, {
       useScopePermissions: this.settings.useScopePermissions,
       defaultGroupName: this.settings.defaultGroupName,
+      providerGroups: profile.groups,
     });
     const current = await touchLastLogin(prisma, applied.user);
     return { user: current, permissions: applied.permissions, isStaff: current.isStaff };
@@ -557,7 +559,7 @@ export class OidcConnection implements PluginInstance {
     // The token's scope decides when it is authoritative: scope permissions need the configured
     // audience (as Saleor). Without that, or with neither an email nor scope permissions to go
     // by, the stored staff status and permissions stand.
-    if ((!this.settings.useScopePermissions || identity.audienceMatches) && (identity.email || rules.useScopePermissions)) {
+    if ((!this.settings.useScopePermissions || identity.audienceMatches) && (identity.email || rules.useScopePermissions || identity.groups !== undefined)) {
       const decision = decideStaff(rules, {
         scope: identity.scope,
         permissionsClaim: identity.permissionsClaim,
@@ -569,6 +571,7 @@ export class OidcConnection implements PluginInstance {
       ({ user, permissions } = await applyStaffDecision(prisma, user, decision, {
         useScopePermissions: rules.useScopePermissions,
         defaultGroupName: this.settings.defaultGroupName,
+        providerGroups: identity.groups,
       }));
     } else {
       permissions = user.isStaff ? await effectivePermissions(prisma, user) : [];

@@ -11,7 +11,7 @@
  */
 import * as oidc from 'openid-client';
 import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
-import type { OidcSettings } from './settings.ts';
+import { groupsFromClaims, type OidcSettings } from './settings.ts';
 import { type OidcProvider, ProviderTokenError, ProviderUnavailableError, classifyProviderError } from './provider.ts';
 
 export interface TokenIdentity {
@@ -24,6 +24,8 @@ export interface TokenIdentity {
   /** Granted scope (space-separated). */
   scope: string;
   permissionsClaim: unknown;
+  /** Names from the configured groups claim; undefined when none is configured. */
+  groups: string[] | undefined;
   /** The token's `aud` contains the configured audience (scope permissions apply only then). */
   audienceMatches: boolean;
   clientId: string | undefined;
@@ -194,6 +196,7 @@ export class ResourceServer {
       lastName: str(profile['family_name']),
       scope: scopeOf(claims),
       permissionsClaim: claims['permissions'],
+      groups: this.settings.groupsClaim ? groupsFromClaims(profile, this.settings.groupsClaim) : undefined,
       audienceMatches: extra.audienceMatches,
       identityOnly: extra.identityOnly,
       clientId,

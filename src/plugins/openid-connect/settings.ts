@@ -24,6 +24,7 @@ export const OIDC_FIELDS: readonly ConfigField[] = [
   { name: 'use_oauth_scope_permissions', type: 'BOOLEAN', label: 'Use OAuth scope permissions', helpText: 'Grant permissions from saleor:<permission> scopes (or a permissions claim); saleor:staff marks a staff user.', default: false },
   { name: 'staff_user_domains', type: 'STRING', label: 'Staff user domains', helpText: 'Comma-separated email domains whose users become staff (verified emails only).', default: null },
   { name: 'default_group_name_for_new_staff_users', type: 'STRING', label: 'Default permission group name for new staff users', helpText: 'Staff users join this group (created empty if missing) and get its permissions.', default: null },
+  { name: 'groups_claim', type: 'STRING', label: 'Groups claim', helpText: 'Claim holding the user\'s groups or roles, e.g. groups, roles, or a nested realm_access.roles. When set, the user is a member of exactly those of our permission groups it names (besides the default staff group), and such a member is staff.', default: null },
   { name: 'allowed_redirect_uris', type: 'MULTILINE', label: 'Allowed redirect URIs', helpText: 'Comma- or newline-separated redirect URIs accepted by externalAuthenticationUrl (exact match; an entry ending in * matches by prefix).', default: null },
   { name: 'allowed_post_logout_redirect_uris', type: 'MULTILINE', label: 'Allowed post-logout redirect URIs', helpText: 'Comma- or newline-separated URIs accepted as post_logout_redirect_uri. When empty, the allowed redirect URIs apply.', default: null },
   { name: 'accept_opaque_bearer_tokens', type: 'BOOLEAN', label: 'Accept opaque bearer tokens', helpText: "Validate bearer tokens that are not JWTs with this provider (introspection, or userinfo). Each connection that accepts them is shown every opaque token, so connections created with openIdConnectConnectionCreate start with it off.", default: true },
@@ -138,6 +139,8 @@ export interface OidcSettings {
   linkByVerifiedEmail: boolean;
   tokenEndpointAuthMethod: 'client_secret_basic' | 'client_secret_post';
   acceptOpaqueBearerTokens: boolean;
+  /** Claim name or dotted path of the provider's groups/roles; undefined: not mapped. */
+  groupsClaim: string | undefined;
 }
 
 export function parseOidcSettings(values: ConfigValues): OidcSettings {
@@ -164,5 +167,20 @@ export function parseOidcSettings(values: ConfigValues): OidcSettings {
     linkByVerifiedEmail: bool('link_by_verified_email', true),
     tokenEndpointAuthMethod: text(values, 'token_endpoint_auth_method') === 'client_secret_post' ? 'client_secret_post' : 'client_secret_basic',
     acceptOpaqueBearerTokens: bool('accept_opaque_bearer_tokens', true),
+    groupsClaim: opt('groups_claim'),
   };
+}
+
+/**
+ * The values of a groups/roles claim: `path` is a claim name, or a dotted path into nested
+ * objects (Keycloak's realm_access.roles). A name that exists as such wins (namespaced claims
+ * such as https://example.com/groups contain dots). Strings only; one string counts as one name.
+ */
+export function groupsFromClaims(claims: Record<string, unknown>, path: string): string[] {
+  let value: unknown = claims[path];
+  if (value === undefined && path.includes('.')) {
+    value = path.split('.').reduce<unknown>((node, key) => (node && typeof node === 'object' && !Array.isArray(node) ? (node as Record<string, unknown>)[key] : undefined), claims);
+  }
+  if (typeof value === 'string') return [value];
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string' && v !== '') : [];
 }
