@@ -10,7 +10,9 @@
  * tables whose content changed (a digest of every row before and after) during the measured
  * rounds: 0 means no database write.
  *
- * Environment: BENCH_DURATION_MS (default 5000), BENCH_CONCURRENCY (default 16).
+ * Environment: BENCH_DURATION_MS (default 5000), BENCH_CONCURRENCY (default 16), BENCH_ROUNDS
+ * (default 3); for profiling, BENCH_CASES (indexes to run) and BENCH_SERVER_NODE_FLAGS (e.g.
+ * "--cpu-prof --cpu-prof-dir=/tmp/prof").
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -94,6 +96,9 @@ async function main() {
     DATA_DIR: dataDir,
     SECRET_KEY: SECRET,
     OUTBOUND_ALLOW_PRIVATE_ADDRESSES: 'true',
+    // Long enough that an opaque token validated in the warm-up is not re-validated during the
+    // measured rounds (the default, 60 s, bounds how long a revoked token keeps working).
+    OIDC_OPAQUE_TOKEN_CACHE_SECONDS: '600',
     LOG_LEVEL: 'warn',
     // As deployed: production mode (graphql-js skips its development-only checks).
     NODE_ENV: 'production',
@@ -157,15 +162,18 @@ async function main() {
 
     const pool = new HttpPool(url, { connections: CONCURRENCY, pipelining: 1 });
     const body = JSON.stringify({ query: '{ me { email } }' });
-    const cases: Array<[string, string | undefined, (j: any) => boolean]> = [
+    const allCases: Array<[string, string | undefined, (j: any) => boolean]> = [
       ['anonymous (baseline)', undefined, (j) => j.data?.me === null],
       ['me, our token', ourToken, (j) => j.data?.me?.email === 'alice@example.com'],
       ['me, provider JWT', providerJwt, (j) => j.data?.me?.email === 'alice@example.com'],
       ['me, provider opaque', opaque, (j) => j.data?.me?.email === 'alice@example.com'],
     ];
+    // BENCH_CASES=0,1 runs only those cases (e.g. to profile one; ratios need case 0).
+    const only = process.env['BENCH_CASES']?.split(',').map(Number);
+    const cases = only ? allCases.filter((_, i) => only.includes(i)) : allCases;
     // Warm every case first (JIT, caches filled), then alternate the cases over ROUNDS rounds so
     // that drift on a shared machine hits them all alike; report the mean of the rounds.
-    const ROUNDS = 2;
+    const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
     for (const [, token, check] of cases) await measure(pool, body, token, Math.min(1500, DURATION_MS), check);
     const results = cases.map(() => ({ rps: 0, p50: 0, p99: 0, errors: 0, providerCalls: 0, tablesWritten: new Set<string>() }));
     for (let round = 0; round < ROUNDS; round++) {
