@@ -58,6 +58,19 @@ export class Authenticator {
     this.cache = new TtlLru<Cached>(Math.max(1, maxEntries));
   }
 
+  /** The cached answer for `token`, without any I/O; undefined when it must be validated. */
+  cached(token: string): Principal | null | undefined {
+    const key = hashToken(token);
+    const hit = this.cache.get(key);
+    if (!hit) return undefined;
+    // A retired key whose verification window closed stops vouching at once.
+    if (hit.kid !== undefined && !this.keyring.canVerify(hit.kid)) {
+      this.cache.delete(key);
+      return undefined;
+    }
+    return hit.principal;
+  }
+
   async authenticate(token: string, req: RequestInfo): Promise<Principal | null> {
     const key = hashToken(token);
     // A hit answers synchronously; only a miss goes through the (coalescing) load.

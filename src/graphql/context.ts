@@ -35,6 +35,11 @@ export interface GraphQLContext {
   token: string | undefined;
   principal(): Promise<Principal | null>;
   /**
+   * The principal when it is known without waiting (anonymous, or a token answered from the
+   * cache), else undefined. Lets hot resolvers stay synchronous.
+   */
+  principalNow(): Principal | null | undefined;
+  /**
    * Filled in once the operation is known, for the request log line. An object, because
    * Apollo hands resolvers a shallow copy of the context.
    */
@@ -42,13 +47,20 @@ export interface GraphQLContext {
 }
 
 export function createContext(app: AppServices, req: RequestInfo, token: string | undefined): GraphQLContext {
-  let principal: Promise<Principal | null> | undefined;
+  let known: Principal | null | undefined = token ? undefined : null;
+  let pending: Promise<Principal | null> | undefined;
+  const principalNow = () => (known !== undefined || !token ? known : (known = app.authenticator.cached(token)));
   return {
     app,
     req,
     token,
     meta: {},
-    principal: () => (principal ??= token ? app.authenticator.authenticate(token, req) : Promise.resolve(null)),
+    principalNow,
+    principal: () => {
+      const now = principalNow();
+      if (now !== undefined) return Promise.resolve(now);
+      return (pending ??= app.authenticator.authenticate(token!, req).then((p) => (known = p)));
+    },
   };
 }
 

@@ -2,7 +2,7 @@
  * me, user, staffUsers, permissionGroups, and the User and Group types.
  */
 import type { User } from '../../generated/prisma/client.ts';
-import type { AuthenticatedUser } from '../../accounts/principal.ts';
+import type { AuthenticatedUser, Principal } from '../../accounts/principal.ts';
 import { effectivePermissions, normalizeEmail } from '../../accounts/users.ts';
 import { PERMISSIONS, type PermissionCode } from '../../accounts/permissions.ts';
 import { parseGlobalIdOf, toGlobalId } from '../global-id.ts';
@@ -39,9 +39,11 @@ const USER_ADMIN: PermissionCode[] = ['MANAGE_USERS', 'MANAGE_STAFF'];
 
 export const userResolvers = {
   Query: {
-    me: async (_: unknown, __: unknown, ctx: GraphQLContext): Promise<UserNode | null> => {
-      const principal = await ctx.principal();
-      return principal?.kind === 'user' ? userNode(principal) : null;
+    // Synchronous when the principal is already known (the hot path: no promise to resolve).
+    me: (_: unknown, __: unknown, ctx: GraphQLContext): UserNode | null | Promise<UserNode | null> => {
+      const asUser = (p: Principal | null) => (p?.kind === 'user' ? userNode(p) : null);
+      const now = ctx.principalNow();
+      return now !== undefined ? asUser(now) : ctx.principal().then(asUser);
     },
     user: async (
       _: unknown,
