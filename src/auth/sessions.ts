@@ -112,6 +112,15 @@ export class SessionStore {
     return count > 0;
   }
 
+  /** Every live session of one connection (it was removed or pointed elsewhere). */
+  async revokeAllOf(pluginId: string, reason: string): Promise<number> {
+    const { count } = await this.prisma.session.updateMany({
+      where: { pluginId, revokedAt: null },
+      data: { revokedAt: new Date(), revokedReason: reason },
+    });
+    return count;
+  }
+
   /** Back-channel logout: by the provider's session id, or every session of a subject. */
   async revokeByProvider(
     where: { pluginId: string; issuer: string; providerSid?: string | undefined; subject?: string | undefined },

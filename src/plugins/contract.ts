@@ -113,4 +113,6 @@ export interface PluginKind<Services = unknown> {
   create(settings: PluginSettings, services: Services): PluginInstance;
   /** Called after a saved configuration change, with the names of the changed fields. */
   afterUpdate?(id: string, changed: readonly string[], services: Services): Promise<void>;
+  /** Called after an instance was removed. */
+  afterRemove?(id: string, services: Services): Promise<void>;
 }

@@ -189,8 +189,10 @@ export class PluginManager<Services = unknown> {
     if (this.builtins.some((b) => b.id === id)) {
       throw new FieldErrors([new FieldError('id', 'INVALID', 'Built-in plugins cannot be removed; deactivate them instead.')]);
     }
+    const kind = this.entries.get(id)?.kind;
     if (!(await this.store.remove(id))) throw new FieldErrors([new FieldError('id', 'NOT_FOUND', `Plugin with id ${id} does not exist.`)]);
     await this.reloadAfterWrite();
+    await kind?.afterRemove?.(id, this.services);
   }
 
   /** The configuration of `id` in plain text, for the plugin's own use (never for output). */

@@ -60,13 +60,9 @@ export const pluginResolvers = {
     openIdConnectConnectionDelete: async (_: unknown, args: { id: string }, ctx: GraphQLContext) => {
       const principal = await requirePermission(ctx, ['MANAGE_PLUGINS']);
       try {
+        // (The plugin kind ends the connection's sessions.)
         await ctx.app.plugins.remove(args.id);
         ctx.app.authenticator.clear();
-        // The connection's sessions end with it.
-        await ctx.app.db.prisma.session.updateMany({
-          where: { pluginId: args.id, revokedAt: null },
-          data: { revokedAt: new Date(), revokedReason: 'connection-deleted' },
-        });
         await ctx.app.audit.record({ ...auditBase(ctx, principal, args.id), type: 'plugin.deleted', outcome: 'success' });
         return { errors: [] };
       } catch (e) {

@@ -5,6 +5,7 @@
 import type { PluginKind, PluginSettings } from '../contract.ts';
 import { OIDC_FIELDS, OIDC_PLUGIN_KIND, DEFAULT_OIDC_PLUGIN_NAME, validateOidcSettings } from './settings.ts';
 import { OidcConnection, type OidcServices } from './connection.ts';
+import { SessionStore } from '../../auth/sessions.ts';
 
 export type { OidcServices };
 
@@ -24,10 +25,11 @@ export const openIdConnectKind: PluginKind<OidcServices> = {
    */
   async afterUpdate(id, changed, services) {
     if (!changed.some((name) => PROVIDER_IDENTITY_FIELDS.has(name))) return;
-    await services.prisma.session.updateMany({
-      where: { pluginId: id, revokedAt: null },
-      data: { revokedAt: new Date(), revokedReason: 'connection-reconfigured' },
-    });
+    await new SessionStore(services.prisma, services.box).revokeAllOf(id, 'connection-reconfigured');
+  },
+  /** A removed connection's sessions end with it. */
+  async afterRemove(id, services) {
+    await new SessionStore(services.prisma, services.box).revokeAllOf(id, 'connection-deleted');
   },
 };
 
