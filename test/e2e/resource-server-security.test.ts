@@ -14,11 +14,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT, base64url, exportJWK, generateKeyPair, type CryptoKey, type JWK, type JWTPayload } from 'jose';
-import { Pool } from 'undici';
 import { fingerprint } from '../../src/log.ts';
 import { rotateSigningKey } from '../../src/tokens/keyring.ts';
 import { keyringOptions } from '../../src/app.ts';
 import { CORE_TOKEN_OWNER } from '../../src/tokens/jwt.ts';
+import { burst } from '../helpers/burst.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { startIdp, type TestIdp } from '../helpers/idp.ts';
 import { startFakeProvider, type FakeProvider, type FakeReply } from '../helpers/fake-provider.ts';
@@ -302,28 +302,12 @@ describe('our own tokens', () => {
 describe('cold JWKS', () => {
   it('1,000 concurrent requests with one new JWT on a server that never fetched the JWKS: one JWKS fetch, one user', async () => {
     const jwt = await sign(claims('zed', { email: 'zed@example.com', email_verified: true, scope: 'saleor:manage_orders' }));
-    const pool = new Pool(cold.url, { connections: 250, pipelining: 1 });
-    const body = JSON.stringify({ query: ME });
     idp.resetCounts();
     const before = misses(cold);
-    try {
-      const results = await Promise.all(
-        Array.from({ length: 1000 }, async () => {
-          const res = await pool.request({
-            path: '/graphql/',
-            method: 'POST',
-            headers: { 'content-type': 'application/json', authorization: `Bearer ${jwt}` },
-            body,
-          });
-          return { status: res.statusCode, json: (await res.body.json()) as any };
-        }),
-      );
-      expect(results.filter((r) => r.status !== 200)).toEqual([]);
-      const answers = new Set(results.map((r) => JSON.stringify(r.json)));
-      expect([...answers]).toEqual([JSON.stringify({ data: { me: { email: 'zed@example.com', isStaff: true, userPermissions: [{ code: 'MANAGE_ORDERS' }] } } })]);
-    } finally {
-      await pool.close();
-    }
+    const results = await burst(cold.url, jwt, ME);
+    expect(results.filter((r) => r.status !== 200)).toEqual([]);
+    const answers = new Set(results.map((r) => JSON.stringify(r.json)));
+    expect([...answers]).toEqual([JSON.stringify({ data: { me: { email: 'zed@example.com', isStaff: true, userPermissions: [{ code: 'MANAGE_ORDERS' }] } } })]);
     const counts = idp.counts();
     expect(counts['/jwks']).toBe(1);
     expect(counts['/.well-known/openid-configuration'] ?? 0).toBeLessThanOrEqual(1);
