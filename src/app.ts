@@ -64,15 +64,15 @@ export async function createServices(config: Config, log: Logger, role: 'server'
       secureCookies: config.secureCookies,
       opaqueTokenTtlMs: config.opaqueTokenCacheMs,
     };
-    const plugins = new PluginManager<OidcServices>(
+    const plugins: PluginManager<unknown> = new PluginManager<OidcServices>(
       [openIdConnectKind],
       BUILTIN_PLUGINS,
       new PluginConfigStore(db.prisma, box),
       pluginServices,
       log,
     );
-    const authenticator = new Authenticator(db.prisma, tokens, keyring, plugins as PluginManager<unknown>, config.tokenCacheMaxEntries);
-    return { config, db, log, keyring, tokens, plugins: plugins as PluginManager<unknown>, authenticator, audit, box };
+    const authenticator = new Authenticator(db.prisma, tokens, keyring, plugins, config.tokenCacheMaxEntries);
+    return { config, db, log, keyring, tokens, plugins, authenticator, audit, box };
   } catch (e) {
     await db.close().catch(() => {});
     throw e;

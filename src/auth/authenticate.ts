@@ -72,15 +72,20 @@ export class Authenticator {
   }
 
   async authenticate(token: string, req: RequestInfo): Promise<Principal | null> {
-    const key = hashToken(token);
-    // A hit answers synchronously; only a miss goes through the (coalescing) load.
-    const cached = this.cache.get(key) ?? (await this.cache.getOrLoad(key, () => this.validate(token, req)));
-    // A retired key whose verification window closed stops vouching at once.
-    if (cached.kid !== undefined && !this.keyring.canVerify(cached.kid)) {
-      this.cache.delete(key);
-      return null;
-    }
-    return cached.principal;
+    // A hit answers without waiting; only a miss goes through the (coalescing) load.
+    const hit = this.cached(token);
+    if (hit !== undefined) return hit;
+    return (await this.cache.getOrLoad(hashToken(token), () => this.validate(token, req))).principal;
+  }
+
+  /**
+   * The user behind verified claims of one of our access tokens: a plugin-minted token dies
+   * with its plugin (deleted or deactivated connection), then the user checks of
+   * principalFromAccessClaims. Null when it no longer speaks for anyone.
+   */
+  async principalForClaims(claims: AccessTokenClaims): Promise<Extract<Principal, { kind: 'user' }> | null> {
+    if (claims.owner !== CORE_TOKEN_OWNER && !(await this.plugins.active(claims.owner))) return null;
+    return principalFromAccessClaims(this.prisma, claims);
   }
 
   /** Forget cached principals of a user (after tokensDeactivateAll, deactivation, ...). */
@@ -100,9 +105,7 @@ export class Authenticator {
     const result = await this.tokens.verify(token, 'access');
     if (result.ok) {
       const claims = result.claims as AccessTokenClaims;
-      // A token minted by a plugin dies with it (deleted or deactivated connection).
-      if (claims.owner !== CORE_TOKEN_OWNER && !(await this.plugins.active(claims.owner))) return refused;
-      const principal = await principalFromAccessClaims(this.prisma, claims);
+      const principal = await this.principalForClaims(claims);
       if (!principal) return refused;
       return { value: { principal, kid: result.kid }, expiresAt: Math.min(claims.exp * 1000, now + OUR_TOKEN_CACHE_MS) };
     }

@@ -80,7 +80,7 @@ export function parsePluginsConfig(file: string, text: string): FileEntry[] {
 }
 
 /** Applies the file; throws PluginsConfigFileError naming the plugin and fields on failure. */
-export async function applyPluginsConfigFile(manager: PluginManager<never> | PluginManager<unknown>, file: string): Promise<string[]> {
+export async function applyPluginsConfigFile(manager: PluginManager<unknown>, file: string): Promise<string[]> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -90,7 +90,7 @@ export async function applyPluginsConfigFile(manager: PluginManager<never> | Plu
   const applied: string[] = [];
   for (const entry of parsePluginsConfig(file, text)) {
     try {
-      await (manager as PluginManager<unknown>).update(
+      await manager.update(
         entry.id,
         { active: entry.active ?? null, configuration: entry.configuration },
         entry.kind ? { createAs: { kind: entry.kind, ...(entry.name ? { name: entry.name } : {}) } } : {},

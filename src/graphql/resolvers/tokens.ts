@@ -4,9 +4,8 @@
 import { FieldError } from '../../errors.ts';
 import { deactivateAllTokens } from '../../accounts/users.ts';
 import { csrfTokensMatch } from '../../tokens/csrf.ts';
-import { CORE_TOKEN_OWNER, type AccessTokenClaims, type RefreshTokenClaims } from '../../tokens/jwt.ts';
+import type { AccessTokenClaims, RefreshTokenClaims } from '../../tokens/jwt.ts';
 import { REFRESH_COOKIE } from '../../auth/cookies.ts';
-import { principalFromAccessClaims } from '../../auth/our-tokens.ts';
 import { requireUser, type GraphQLContext } from '../context.ts';
 import { accountErrors, toErrorItems } from '../results.ts';
 import { userNode } from './users.ts';
@@ -19,12 +18,8 @@ export const tokenResolvers = {
         if (!args.token) throw new FieldError('token', 'JWT_MISSING_TOKEN', 'Missing token.');
         const result = await ctx.app.tokens.verify(args.token, 'access');
         if (!result.ok) throw new FieldError('token', result.code, result.message);
-        const claims = result.claims as AccessTokenClaims;
-        if (claims.owner !== CORE_TOKEN_OWNER && !(await ctx.app.plugins.active(claims.owner))) {
-          throw new FieldError('token', 'JWT_INVALID_TOKEN', 'Invalid token.');
-        }
-        const principal = await principalFromAccessClaims(ctx.app.db.prisma, claims);
-        if (!principal || principal.kind !== 'user') throw new FieldError('token', 'JWT_INVALID_TOKEN', 'Invalid token.');
+        const principal = await ctx.app.authenticator.principalForClaims(result.claims as AccessTokenClaims);
+        if (!principal) throw new FieldError('token', 'JWT_INVALID_TOKEN', 'Invalid token.');
         return { user: userNode(principal), isValid: true, payload: result.claims, ...accountErrors([]) };
       } catch (e) {
         return invalid(e);
