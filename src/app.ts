@@ -23,6 +23,7 @@ import { AuditLog } from './accounts/audit.ts';
 import type { AppServices } from './graphql/context.ts';
 import { createGraphQLServer } from './graphql/server.ts';
 import { createHttpServer } from './http/server.ts';
+import { RequestRateLimiter } from './core/rate-limit.ts';
 
 export const BUILTIN_PLUGINS: readonly BuiltinPlugin[] = [
   { id: DEFAULT_OIDC_PLUGIN_ID, kind: OIDC_PLUGIN_KIND, name: DEFAULT_OIDC_PLUGIN_NAME },
@@ -63,6 +64,7 @@ export async function createServices(config: Config, log: Logger, role: 'server'
       outboundTimeoutSeconds: Math.ceil(config.outboundTimeoutMs / 1000),
       secureCookies: config.secureCookies,
       opaqueTokenTtlMs: config.opaqueTokenCacheMs,
+      tokenValidationRatePerSecond: config.oidcTokenValidationRatePerSecond,
     };
     const plugins: PluginManager<unknown> = new PluginManager<OidcServices>(
       [openIdConnectKind],
@@ -71,7 +73,7 @@ export async function createServices(config: Config, log: Logger, role: 'server'
       pluginServices,
       log,
     );
-    const authenticator = new Authenticator(db.prisma, tokens, keyring, plugins, config.tokenCacheMaxEntries);
+    const authenticator = new Authenticator(db.prisma, tokens, keyring, plugins, config.tokenCacheMaxEntries, config.tokenRefusalCacheMaxEntries);
     return { config, db, log, keyring, tokens, plugins, authenticator, audit, box };
   } catch (e) {
     await db.close().catch(() => {});
@@ -89,14 +91,16 @@ export interface RunningServer {
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const app = await createServices(config, log, 'server');
+  let rateLimiter: RequestRateLimiter | undefined;
   try {
     if (config.pluginsConfigFile) {
       const applied = await applyPluginsConfigFile(app.plugins, config.pluginsConfigFile);
       log.info('plugin configuration file applied', { file: config.pluginsConfigFile, plugins: applied });
     }
-    const graphql = createGraphQLServer(log);
+    rateLimiter = RequestRateLimiter.create({ perMinute: config.rateLimitPerIpPerMinute, redisUrl: config.redisUrl }, log);
+    const graphql = createGraphQLServer(log, config, rateLimiter);
     await graphql.start();
-    const server = createHttpServer({ app, graphql, log });
+    const server = createHttpServer({ app, graphql, log, rateLimiter });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.port, config.host, () => {
@@ -120,11 +124,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
             server.closeAllConnections();
           });
           await graphql.stop();
+          await rateLimiter?.close();
           app.plugins.close();
           await app.db.close();
         })()),
     };
   } catch (e) {
+    await rateLimiter?.close();
     app.plugins.close();
     await app.db.close().catch(() => {});
     throw e;

@@ -36,12 +36,57 @@ export interface Config {
   /** Origin patterns (`*` wildcard) allowed by CORS. */
   allowedGraphqlOrigins: string[];
   maxRequestBodyBytes: number;
+  /** Node's HTTP server limits (see HttpLimits). */
+  http: HttpLimits;
+  /** GraphQL operation limits, checked before anything of an operation runs. */
+  graphqlLimits: GraphQLLimits;
+  /** Schema introspection (default: on outside production). */
+  graphqlIntrospection: boolean;
+  /** How many X-Forwarded-For hops (reverse proxies in front of us) to trust; 0: none. */
+  trustProxy: number;
+  /** Anonymous-reachable work (login starts, code exchanges, refreshes, verifies, back-channel logout) per client address per minute; 0: off. */
+  rateLimitPerIpPerMinute: number;
+  /** redis://… ; rate-limit counters are shared through it when set. */
+  redisUrl: string | undefined;
+  /** Validations of unknown opaque bearer tokens (introspection/userinfo calls) per connection per second. */
+  oidcTokenValidationRatePerSecond: number;
+  /** Bound of the cache of refused bearer tokens (separate from validated ones). */
+  tokenRefusalCacheMaxEntries: number;
   accessTokenTtlSeconds: number;
   refreshTokenTtlSeconds: number;
+  /** A refresh token rotated away this recently still gets the session's current state (0: off). */
+  refreshTokenReuseIntervalSeconds: number;
+  /** Back-channel logout tokens issued longer ago than this are refused. */
+  logoutTokenMaxAgeSeconds: number;
   signingAlgorithm: SigningAlgorithm;
   logLevel: LogLevel;
   /** NODE_ENV=production: SECRET_KEY becomes mandatory. */
   production: boolean;
+}
+
+export interface HttpLimits {
+  /** Time to receive the request line and headers. */
+  headersTimeoutMs: number;
+  /** Time to receive a whole request, body included (slow bodies are cut off). */
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  /** Bytes of request line plus headers (431 beyond). */
+  maxHeaderBytes: number;
+  /** Number of request headers kept (the rest are dropped by Node). */
+  maxHeadersCount: number;
+}
+
+export interface GraphQLLimits {
+  /** Lexical tokens in one document (graphql-js `parse` maxTokens). */
+  maxTokens: number;
+  /** Nesting of fields, fragments expanded. */
+  maxDepth: number;
+  /** Aliased fields, fragments expanded. */
+  maxAliases: number;
+  /** Fields selected, aliases and fragments expanded (a list's `first`/`last` multiplies what it selects). */
+  maxFields: number;
+  /** Root fields of one mutation, fragments and inline fragments expanded. */
+  maxMutationFields: number;
 }
 
 export class ConfigError extends Error {
@@ -99,6 +144,15 @@ function absoluteUrl(name: string, raw: string): URL {
   return url;
 }
 
+/** CORS patterns used in development when ALLOWED_GRAPHQL_ORIGINS is unset. */
+export const DEVELOPMENT_ORIGINS = 'http://localhost:*,http://127.0.0.1:*';
+
+function redisUrl(env: Env): string | undefined {
+  const raw = text(env, 'REDIS_URL');
+  if (raw !== undefined && !/^rediss?:\/\//i.test(raw)) throw new ConfigError('REDIS_URL', 'must start with redis:// or rediss://');
+  return raw;
+}
+
 /** Parses the environment. Throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const port = integer(env, 'PORT', 8000, 0, 65535);
@@ -117,7 +171,9 @@ export function loadConfig(env: Env = process.env): Config {
   const publicUrlRaw = text(env, 'PUBLIC_URL') ?? `http://localhost:${port}`;
   const publicUrl = absoluteUrl('PUBLIC_URL', publicUrlRaw).toString().replace(/\/+$/, '');
 
-  const origins = (text(env, 'ALLOWED_GRAPHQL_ORIGINS') ?? '*')
+  const production = text(env, 'NODE_ENV') === 'production';
+  // Unset: no credentialed cross-origin access in production; local pages in development.
+  const origins = (text(env, 'ALLOWED_GRAPHQL_ORIGINS') ?? (production ? '' : DEVELOPMENT_ORIGINS))
     .split(',')
     .map((o) => o.trim())
     .filter((o) => o !== '');
@@ -143,8 +199,30 @@ export function loadConfig(env: Env = process.env): Config {
     maxRequestBodyBytes: integer(env, 'MAX_REQUEST_BODY_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
     accessTokenTtlSeconds: integer(env, 'ACCESS_TOKEN_TTL_SECONDS', 300, 30, 24 * 3600),
     refreshTokenTtlSeconds: integer(env, 'REFRESH_TOKEN_TTL_SECONDS', 30 * 24 * 3600, 60, 365 * 24 * 3600),
+    refreshTokenReuseIntervalSeconds: integer(env, 'REFRESH_TOKEN_REUSE_INTERVAL_SECONDS', 30, 0, 3600),
+    logoutTokenMaxAgeSeconds: integer(env, 'OIDC_LOGOUT_TOKEN_MAX_AGE_SECONDS', 600, 10, 86_400),
     signingAlgorithm: oneOf(env, 'JWT_ALGORITHM', ['RS256', 'ES256'] as const, 'RS256'),
     logLevel: oneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, 'info'),
-    production: text(env, 'NODE_ENV') === 'production',
+    http: {
+      headersTimeoutMs: integer(env, 'HTTP_HEADERS_TIMEOUT_MS', 10_000, 1000, 120_000),
+      requestTimeoutMs: integer(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, 1000, 600_000),
+      keepAliveTimeoutMs: integer(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 65_000, 1000, 600_000),
+      maxHeaderBytes: integer(env, 'HTTP_MAX_HEADER_BYTES', 16 * 1024, 1024, 256 * 1024),
+      maxHeadersCount: integer(env, 'HTTP_MAX_HEADERS', 100, 10, 2000),
+    },
+    graphqlLimits: {
+      maxTokens: integer(env, 'GRAPHQL_MAX_TOKENS', 5000, 100, 1_000_000),
+      maxDepth: integer(env, 'GRAPHQL_MAX_DEPTH', 20, 2, 1000),
+      maxAliases: integer(env, 'GRAPHQL_MAX_ALIASES', 30, 0, 100_000),
+      maxFields: integer(env, 'GRAPHQL_MAX_FIELDS', 40_000, 10, 10_000_000),
+      maxMutationFields: integer(env, 'GRAPHQL_MAX_MUTATION_FIELDS', 10, 1, 1000),
+    },
+    graphqlIntrospection: boolean(env, 'GRAPHQL_INTROSPECTION', !production),
+    trustProxy: integer(env, 'TRUST_PROXY', 0, 0, 10),
+    rateLimitPerIpPerMinute: integer(env, 'RATE_LIMIT_PER_IP_PER_MINUTE', 600, 0, 10_000_000),
+    redisUrl: redisUrl(env),
+    oidcTokenValidationRatePerSecond: integer(env, 'OIDC_TOKEN_VALIDATION_RATE_PER_SECOND', 20, 1, 100_000),
+    tokenRefusalCacheMaxEntries: integer(env, 'TOKEN_REFUSAL_CACHE_MAX_ENTRIES', 10_000, 1, 10_000_000),
+    production,
   };
 }

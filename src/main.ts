@@ -3,7 +3,7 @@
  * migrations and serves; `migrate` applies pending migrations and exits.
  */
 import { ConfigError, loadConfig } from './config.ts';
-import { createLogger } from './log.ts';
+import { createLogger, describeError } from './log.ts';
 import { startServer } from './app.ts';
 import { openDatabase } from './db/database.ts';
 import { migrate } from './db/migrator.ts';
@@ -20,6 +20,10 @@ async function main(command: string): Promise<number> {
     throw e;
   }
   const log = createLogger(config.logLevel);
+  // Last line of defence: whatever escapes every error boundary is logged, never silently
+  // fatal. One request must not be able to end the process for everyone else.
+  process.on('unhandledRejection', (reason) => log.error('unhandled promise rejection', describeError(reason)));
+  process.on('uncaughtException', (error) => log.error('uncaught exception', describeError(error)));
   try {
     if (command === 'migrate') {
       const db = await openDatabase(config, log, { attach: true });

@@ -16,7 +16,7 @@ describe('loadConfig', () => {
       secureCookies: false,
       pluginsConfigFile: undefined,
       outboundAllowPrivateAddresses: false,
-      allowedGraphqlOrigins: ['*'],
+      allowedGraphqlOrigins: ['http://localhost:*', 'http://127.0.0.1:*'],
       maxRequestBodyBytes: 1048576,
       accessTokenTtlSeconds: 300,
       refreshTokenTtlSeconds: 2592000,
@@ -24,6 +24,25 @@ describe('loadConfig', () => {
       logLevel: 'info',
       production: false,
     });
+  });
+
+  it('has the documented availability defaults, stricter in production', () => {
+    const dev = loadConfig({});
+    expect(dev).toMatchObject({
+      graphqlIntrospection: true,
+      trustProxy: 0,
+      rateLimitPerIpPerMinute: 600,
+      redisUrl: undefined,
+      oidcTokenValidationRatePerSecond: 20,
+      tokenRefusalCacheMaxEntries: 10000,
+      http: { headersTimeoutMs: 10000, requestTimeoutMs: 30000, keepAliveTimeoutMs: 65000, maxHeaderBytes: 16384, maxHeadersCount: 100 },
+      graphqlLimits: { maxTokens: 5000, maxDepth: 20, maxAliases: 30, maxFields: 40000, maxMutationFields: 10 },
+    });
+    const prod = loadConfig({ NODE_ENV: 'production' });
+    expect(prod.graphqlIntrospection).toBe(false);
+    expect(prod.allowedGraphqlOrigins).toEqual([]);
+    expect(loadConfig({ NODE_ENV: 'production', GRAPHQL_INTROSPECTION: 'true' }).graphqlIntrospection).toBe(true);
+    expect(loadConfig({ NODE_ENV: 'production', ALLOWED_GRAPHQL_ORIGINS: 'https://shop.example.com' }).allowedGraphqlOrigins).toEqual(['https://shop.example.com']);
   });
 
   it('derives the public URL from PORT and honours an https PUBLIC_URL', () => {
@@ -59,6 +78,13 @@ describe('loadConfig', () => {
     ['LOG_LEVEL', 'loud'],
     ['ACCESS_TOKEN_TTL_SECONDS', '5'],
     ['MAX_REQUEST_BODY_BYTES', '-1'],
+    ['TRUST_PROXY', 'yes'],
+    ['RATE_LIMIT_PER_IP_PER_MINUTE', '-5'],
+    ['REDIS_URL', 'http://127.0.0.1:6379'],
+    ['GRAPHQL_INTROSPECTION', 'sometimes'],
+    ['GRAPHQL_MAX_DEPTH', '1'],
+    ['OIDC_TOKEN_VALIDATION_RATE_PER_SECOND', '0'],
+    ['HTTP_MAX_HEADER_BYTES', '10'],
   ])('refuses %s=%s naming the variable', (name, value) => {
     let error: unknown;
     try {

@@ -7,10 +7,17 @@
  * JWTs, opaque tokens). A token nobody vouches for leaves the request anonymous.
  *
  * The hot path does no I/O when nothing changed: answers are cached by a hash of the token
- * (never the token itself) in a bounded LRU, until the token's expiry (our tokens: at most
- * OUR_TOKEN_CACHE_MS, so changes made by another process are seen soon); refusals are cached
- * for REFUSAL_CACHE_MS so junk tokens cannot make us hammer a provider; concurrent requests
- * with the same new token share one validation.
+ * (never the token itself), until the token's expiry (our tokens: at most OUR_TOKEN_CACHE_MS,
+ * so changes made by another process are seen soon); concurrent requests with the same new
+ * token share one validation.
+ *
+ * Two bounded LRUs, so junk can never evict a validated token: `accepted` (principals,
+ * `maxEntries`) and `refused` (`maxRefusals`). A refusal is remembered REFUSAL_CACHE_MS so junk
+ * tokens cannot make us hammer a provider, but no longer than the plugin's `retryAt` when it
+ * says the verdict may change then (an unknown signing key whose JWKS may be refetched).
+ * Nothing is remembered when the token could not be checked: a plugin's error `code`
+ * PROVIDER_UNAVAILABLE or VALIDATION_RATE_LIMITED (classified by code: plugins share no
+ * classes with us).
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Prisma } from '../db/database.ts';
@@ -26,6 +33,11 @@ import { TtlLru } from '../cache/ttl-lru.ts';
 
 const OUR_TOKEN_CACHE_MS = 30_000;
 const REFUSAL_CACHE_MS = 15_000;
+/** Plugin error codes meaning "not checked now" (not the token's fault): no refusal is remembered. */
+const NOT_CHECKED: ReadonlyMap<unknown, string> = new Map([
+  ['PROVIDER_UNAVAILABLE', 'provider unavailable'],
+  ['VALIDATION_RATE_LIMITED', 'rate-limited'],
+]);
 
 export function tokenFromHeaders(headers: IncomingHttpHeaders): string | undefined {
   const direct = headers['authorization-bearer'];
@@ -37,14 +49,27 @@ export function tokenFromHeaders(headers: IncomingHttpHeaders): string | undefin
   return match?.[2];
 }
 
-/** principal null: anonymous. `kid`: our signing key that vouched for it. */
-interface Cached {
+/** A validated principal. `kid`: our signing key that vouched for it; `sid`: our session it belongs to. */
+interface Accepted {
+  principal: Principal;
+  kid?: string;
+  sid?: string;
+}
+
+/** What a validation concluded: a principal, a refusal (null), or nothing to remember. */
+interface Outcome {
   principal: Principal | null;
   kid?: string;
+  sid?: string;
+  /** Until when the outcome may be cached (ms since epoch); in the past: not cached. */
+  expiresAt: number;
 }
 
 export class Authenticator {
-  private readonly cache: TtlLru<Cached>;
+  private readonly accepted: TtlLru<Accepted>;
+  private readonly refused: TtlLru<true>;
+  /** Validations in flight, by token hash: concurrent requests with one new token share one. */
+  private readonly inflight = new Map<string, Promise<Principal | null>>();
   /** Validations that reached past the cache (for tests and the benchmark). */
   misses = 0;
 
@@ -54,28 +79,52 @@ export class Authenticator {
     private readonly keyring: Keyring,
     private readonly plugins: PluginManager<unknown>,
     maxEntries: number,
+    maxRefusals: number = maxEntries,
   ) {
-    this.cache = new TtlLru<Cached>(Math.max(1, maxEntries));
+    this.accepted = new TtlLru<Accepted>(Math.max(1, maxEntries));
+    this.refused = new TtlLru<true>(Math.max(1, maxRefusals));
   }
 
   /** The cached answer for `token`, without any I/O; undefined when it must be validated. */
   cached(token: string): Principal | null | undefined {
-    const key = hashToken(token);
-    const hit = this.cache.get(key);
-    if (!hit) return undefined;
-    // A retired key whose verification window closed stops vouching at once.
-    if (hit.kid !== undefined && !this.keyring.canVerify(hit.kid)) {
-      this.cache.delete(key);
+    return this.lookup(hashToken(token));
+  }
+
+  private lookup(key: string): Principal | null | undefined {
+    const hit = this.accepted.get(key);
+    if (hit) {
+      // A retired key whose verification window closed stops vouching at once.
+      if (hit.kid === undefined || this.keyring.canVerify(hit.kid)) return hit.principal;
+      this.accepted.delete(key);
       return undefined;
     }
-    return hit.principal;
+    return this.refused.get(key) ? null : undefined;
   }
 
   async authenticate(token: string, req: RequestInfo): Promise<Principal | null> {
-    // A hit answers without waiting; only a miss goes through the (coalescing) load.
-    const hit = this.cached(token);
+    // A hit answers without waiting; only a miss goes through the (coalescing) validation.
+    const key = hashToken(token);
+    const hit = this.lookup(key);
     if (hit !== undefined) return hit;
-    return (await this.cache.getOrLoad(hashToken(token), () => this.validate(token, req))).principal;
+    let pending = this.inflight.get(key);
+    if (!pending) {
+      pending = this.validate(token, req)
+        .then((outcome) => {
+          this.remember(key, outcome);
+          return outcome.principal;
+        })
+        .finally(() => this.inflight.delete(key));
+      this.inflight.set(key, pending);
+    }
+    return pending;
+  }
+
+  private remember(key: string, outcome: Outcome): void {
+    if (outcome.principal) {
+      const { principal, kid, sid } = outcome;
+      this.accepted.set(key, { principal, ...(kid !== undefined ? { kid } : {}), ...(sid !== undefined ? { sid } : {}) }, outcome.expiresAt);
+    }
+    else this.refused.set(key, true, outcome.expiresAt);
   }
 
   /**
@@ -90,24 +139,31 @@ export class Authenticator {
 
   /** Forget cached principals of a user (after tokensDeactivateAll, deactivation, ...). */
   forgetUser(userId: number): void {
-    this.cache.deleteWhere((c) => c.principal?.kind === 'user' && c.principal.user.id === userId);
+    this.accepted.deleteWhere((c) => c.principal.kind === 'user' && c.principal.user.id === userId);
+  }
+
+  /** Forget cached principals of tokens minted for these sessions (they ended). */
+  forgetSessions(sessionIds: readonly string[]): void {
+    const ended = new Set(sessionIds);
+    this.accepted.deleteWhere((c) => c.sid !== undefined && ended.has(c.sid));
   }
 
   /** Forget everything (configuration changed). */
   clear(): void {
-    this.cache.deleteWhere(() => true);
+    this.accepted.deleteWhere(() => true);
+    this.refused.deleteWhere(() => true);
   }
 
-  private async validate(token: string, req: RequestInfo): Promise<{ value: Cached; expiresAt: number }> {
+  private async validate(token: string, req: RequestInfo): Promise<Outcome> {
     this.misses++;
     const now = Date.now();
-    const refused = { value: { principal: null }, expiresAt: now + REFUSAL_CACHE_MS };
+    const refused: Outcome = { principal: null, expiresAt: now + REFUSAL_CACHE_MS };
     const result = await this.tokens.verify(token, 'access');
     if (result.ok) {
       const claims = result.claims as AccessTokenClaims;
       const principal = await this.principalForClaims(claims);
       if (!principal) return refused;
-      return { value: { principal, kid: result.kid }, expiresAt: Math.min(claims.exp * 1000, now + OUR_TOKEN_CACHE_MS) };
+      return { principal, kid: result.kid, ...(claims.sid ? { sid: claims.sid } : {}), expiresAt: Math.min(claims.exp * 1000, now + OUR_TOKEN_CACHE_MS) };
     }
     if (result.ours) {
       req.log.info('bearer token refused', { reason: result.code, token: fingerprint(token) });
@@ -115,23 +171,29 @@ export class Authenticator {
     }
     // A JWT goes only to the connection of its issuer; an opaque token to every connection
     // that accepts opaque tokens, in turn, until one vouches for it.
-    let unavailable = false;
+    let unchecked = false;
     for (const plugin of await this.plugins.activeInstances()) {
       if (!plugin.authenticateRequest) continue;
       try {
         const answer = await plugin.authenticateRequest(token, req);
-        if (answer) return { value: { principal: answer.principal }, expiresAt: answer.expiresAt };
+        if (answer) return { principal: answer.principal, expiresAt: answer.expiresAt };
       } catch (e) {
-        if ((e as Error).name === 'ProviderUnavailableError') {
-          unavailable = true;
-          req.log.warn('bearer token not validated: provider unavailable', { pluginId: plugin.id, token: fingerprint(token), errorMessage: (e as Error).message });
+        const err = e as { code?: unknown; message?: unknown; retryAt?: unknown };
+        const notChecked = NOT_CHECKED.get(err.code);
+        if (notChecked) {
+          unchecked = true;
+          const fields = { pluginId: plugin.id, token: fingerprint(token), reason: notChecked };
+          if (err.code === 'PROVIDER_UNAVAILABLE') req.log.warn('bearer token not validated: provider unavailable', { ...fields, errorMessage: String(err.message) });
+          else req.log.info('bearer token not validated: rate-limited', fields);
         } else {
-          req.log.info('bearer token refused', { pluginId: plugin.id, token: fingerprint(token), reason: (e as Error).message });
+          req.log.info('bearer token refused', { pluginId: plugin.id, token: fingerprint(token), reason: String(err.message) });
+          // The verdict may change at retryAt (e.g. keys refetchable): remember it no longer.
+          if (typeof err.retryAt === 'number') refused.expiresAt = Math.min(refused.expiresAt, err.retryAt);
         }
       }
     }
     // Not the token's fault when a provider could not be asked: remember no refusal then.
-    if (unavailable) return { value: { principal: null }, expiresAt: 0 };
+    if (unchecked) return { principal: null, expiresAt: 0 };
     req.log.info('bearer token not recognised', { token: fingerprint(token) });
     return refused;
   }

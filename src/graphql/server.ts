@@ -4,16 +4,21 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServer, HeaderMap, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
-import { GraphQLError, type ASTVisitor, type GraphQLFormattedError, type ValidationContext } from 'graphql';
+import { GraphQLError, Kind, type FragmentDefinitionNode, type GraphQLFormattedError } from 'graphql';
 import type { Logger } from '../log.ts';
+import type { Config } from '../config.ts';
+import type { RequestRateLimiter } from '../core/rate-limit.ts';
+import { operationLimitRules, rootFieldNames } from './operation-limits.ts';
 import type { GraphQLContext } from './context.ts';
 import { DateTime, GenericScalar, JSONString } from './scalars.ts';
 import { userResolvers } from './resolvers/users.ts';
 import { pluginResolvers } from './resolvers/plugins.ts';
 import { tokenResolvers } from './resolvers/tokens.ts';
 import { externalResolvers } from './resolvers/external.ts';
+import { staffResolvers } from './resolvers/staff.ts';
+import { groupResolvers } from './resolvers/groups.ts';
 
 export const SCHEMA_PATH = fileURLToPath(new URL('../../schema.graphql', import.meta.url));
 
@@ -21,10 +26,17 @@ export const resolvers = {
   JSONString,
   DateTime,
   GenericScalar,
-  Query: { ...userResolvers.Query, ...pluginResolvers.Query },
-  Mutation: { ...pluginResolvers.Mutation, ...tokenResolvers.Mutation, ...externalResolvers.Mutation },
-  User: userResolvers.User,
-  Group: userResolvers.Group,
+  Query: { ...userResolvers.Query, ...pluginResolvers.Query, ...groupResolvers.Query },
+  Mutation: {
+    ...pluginResolvers.Mutation,
+    ...tokenResolvers.Mutation,
+    ...externalResolvers.Mutation,
+    ...staffResolvers.Mutation,
+    ...groupResolvers.Mutation,
+  },
+  User: { ...userResolvers.User, ...groupResolvers.User },
+  Group: { ...userResolvers.Group, ...groupResolvers.Group },
+  UserPermission: groupResolvers.UserPermission,
   Shop: pluginResolvers.Shop,
   Plugin: pluginResolvers.Plugin,
   Node: { __resolveType: () => null },
@@ -42,30 +54,65 @@ const operationNamePlugin: ApolloServerPlugin<GraphQLContext> = {
 };
 
 /**
- * At most MAX_MUTATION_FIELDS root fields (aliases included) in one mutation: the external-auth
- * mutations are anonymous and each may write, so one request must not fan out into thousands.
+ * Mutations an anonymous caller can use to make us work (write a state row, call the provider,
+ * check a signature): each occurrence spends one point of the client's rate limit.
  */
-const MAX_MUTATION_FIELDS = 10;
+export const RATE_LIMITED_FIELDS: ReadonlySet<string> = new Set([
+  'externalAuthenticationUrl',
+  'externalObtainAccessTokens',
+  'externalRefresh',
+  'externalLogout',
+  'externalVerify',
+  'tokenRefresh',
+  'tokenVerify',
+]);
 
-const limitMutationFields = (context: ValidationContext): ASTVisitor => ({
-  OperationDefinition(node) {
-    if (node.operation !== 'mutation') return;
-    if (node.selectionSet.selections.length > MAX_MUTATION_FIELDS) {
-      context.reportError(new GraphQLError(`A mutation may select at most ${MAX_MUTATION_FIELDS} fields.`, { nodes: [node] }));
-    }
-  },
-});
+/** Over the limit: HTTP 429 with Retry-After, before anything of the operation runs. */
+function rateLimitPlugin(limiter: RequestRateLimiter, maxFields: number): ApolloServerPlugin<GraphQLContext> {
+  return {
+    async requestDidStart() {
+      if (!limiter.enabled) return;
+      return {
+        async didResolveOperation({ contextValue, operation, document }) {
+          if (operation?.operation !== 'mutation') return;
+          const fragments = new Map<string, FragmentDefinitionNode>();
+          for (const d of document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d);
+          const points = rootFieldNames(operation.selectionSet, (n) => fragments.get(n), maxFields).filter((f) => RATE_LIMITED_FIELDS.has(f)).length;
+          const decision = await limiter.consume(contextValue.req.ip ?? 'unknown', points);
+          if (decision.allowed) return;
+          contextValue.req.log.info('rate limit exceeded', { client: contextValue.req.ip });
+          throw new GraphQLError('Too many requests. Please try again later.', {
+            extensions: {
+              code: 'TOO_MANY_REQUESTS',
+              retryAfterSeconds: decision.retryAfterSeconds,
+              http: { status: 429, headers: new HeaderMap([['retry-after', String(decision.retryAfterSeconds)]]) },
+            },
+          });
+        },
+      };
+    },
+  };
+}
 
-export function createGraphQLServer(log: Logger): ApolloServer<GraphQLContext> {
+export function createGraphQLServer(log: Logger, config: Config, limiter: RequestRateLimiter): ApolloServer<GraphQLContext> {
   return new ApolloServer<GraphQLContext>({
     typeDefs: readFileSync(SCHEMA_PATH, 'utf8'),
     resolvers,
     // Cache-control hints are of no use to an auth API, and its per-field hook costs on every
     // request.
-    plugins: [ApolloServerPluginLandingPageDisabled(), ApolloServerPluginCacheControlDisabled(), operationNamePlugin],
+    plugins: [
+      ApolloServerPluginLandingPageDisabled(),
+      ApolloServerPluginCacheControlDisabled(),
+      operationNamePlugin,
+      rateLimitPlugin(limiter, config.graphqlLimits.maxMutationFields),
+    ],
     includeStacktraceInErrorResponses: false,
-    validationRules: [limitMutationFields],
-    introspection: true,
+    // Shutdown is ours (main.ts): Apollo's own SIGTERM handler would re-raise the signal and
+    // kill the process before the database is closed.
+    stopOnTerminationSignals: false,
+    parseOptions: { maxTokens: config.graphqlLimits.maxTokens },
+    validationRules: operationLimitRules(config.graphqlLimits),
+    introspection: config.graphqlIntrospection,
     formatError: (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
       const original = error instanceof GraphQLError ? error.originalError : error;
       // Errors we raise on purpose (permission denied, bad input) and GraphQL's own

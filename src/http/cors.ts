@@ -2,6 +2,10 @@
  * CORS as Saleor does it: ALLOWED_GRAPHQL_ORIGINS is a comma list of origin patterns with `*`
  * wildcards. A matching Origin is echoed with credentials allowed (browser storefronts send the
  * refresh cookie cross-origin); a non-matching one gets no CORS headers at all.
+ * Beyond Saleor: `null` (sandboxed frames, file: pages, some redirects) is never allowed, not
+ * even by `*`, and only a well-formed http(s) origin (scheme://host[:port], nothing else) is
+ * matched, so `http://localhost:*` can only ever match a port. Unset, the list is empty in
+ * production and local pages in development (config.ts).
  */
 export const ALLOWED_METHODS = 'POST, GET, OPTIONS';
 export const ALLOWED_HEADERS = 'Authorization, Authorization-Bearer, Content-Type, X-Request-Id, Apollo-Require-Preflight';
@@ -31,8 +35,19 @@ function matchesPattern(pattern: string, origin: string): boolean {
   return true;
 }
 
+/** scheme://host[:port] exactly as a browser serialises it (RFC 6454 section 6.2). */
+function isSerializedOrigin(origin: string): boolean {
+  if (!/^https?:\/\//i.test(origin)) return false;
+  try {
+    return new URL(origin).origin === origin.toLowerCase();
+  } catch {
+    return false;
+  }
+}
+
 export function originMatcher(patterns: readonly string[]): (origin: string) => boolean {
-  return (origin) => origin.length <= MAX_ORIGIN_LENGTH && patterns.some((p) => matchesPattern(p, origin));
+  if (patterns.length === 0) return () => false;
+  return (origin) => origin.length <= MAX_ORIGIN_LENGTH && isSerializedOrigin(origin) && patterns.some((p) => matchesPattern(p, origin));
 }
 
 /** The CORS headers for a response to `origin` (empty when it is not allowed). */

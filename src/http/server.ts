@@ -7,6 +7,11 @@
  *   GET      /readyz                   database reachable
  *   POST     /oidc/backchannel-logout/<pluginId>
  * Every request gets one JSON log line with its request id (X-Request-Id, echoed back).
+ *
+ * One error boundary: everything parsed from a request (target, headers, cookies, body, JSON,
+ * GraphQL) is parsed inside `handle`, which answers 400/413/500 itself; what Node's parser
+ * refuses (bad request line, header overflow, timeouts) is answered by `answerClientError`
+ * (400/431/408). Node's limits are set explicitly from config (HttpLimits).
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -18,9 +23,12 @@ import { createContext } from '../graphql/context.ts';
 import type { RequestInfo } from '../plugins/contract.ts';
 import { tokenFromHeaders } from '../auth/authenticate.ts';
 import { parseCookies } from '../auth/cookies.ts';
+import type { RequestRateLimiter } from '../core/rate-limit.ts';
 import { corsHeaders, originMatcher } from './cors.ts';
+import { clientAddress } from './client-address.ts';
 
 class BodyTooLarge extends Error {}
+class BodyAborted extends Error {}
 
 function readBody(req: IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -31,19 +39,45 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
     }
     const chunks: Buffer[] = [];
     let size = 0;
+    let settled = false;
+    const fail = (e: Error) => {
+      if (settled) return;
+      settled = true;
+      reject(e);
+    };
     req.on('data', (chunk: Buffer) => {
+      if (settled) return;
       size += chunk.length;
       if (size > limit) {
-        reject(new BodyTooLarge());
+        fail(new BodyTooLarge());
         req.removeAllListeners('data');
         req.resume();
         return;
       }
       chunks.push(chunk);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
+    req.on('end', () => {
+      if (settled) return;
+      settled = true;
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+    req.on('error', (e) => fail(e));
+    // A client that goes away mid-body (or is cut off by the request timeout) must not leave
+    // this promise pending forever.
+    req.on('close', () => fail(new BodyAborted('request closed before its body was complete')));
   });
+}
+
+/** The request's target as a URL, or null when it is not one we can serve (400). */
+function parseTarget(raw: string | undefined): URL | null {
+  // origin-form only (RFC 9112 section 3.2.1); `//x` would be read as a host, `*` and
+  // absolute-form are for proxies.
+  if (!raw || raw[0] !== '/' || raw[1] === '/') return null;
+  try {
+    return new URL(raw, 'http://localhost');
+  } catch {
+    return null;
+  }
 }
 
 const REQUEST_ID_SHAPE = /^[\w.:-]{1,128}$/;
@@ -57,9 +91,39 @@ export interface HttpServerOptions {
   app: AppServices;
   graphql: ApolloServer<GraphQLContext>;
   log: Logger;
+  rateLimiter: RequestRateLimiter;
 }
 
-export function createHttpServer({ app, graphql, log }: HttpServerOptions): http.Server {
+const CLIENT_ERROR_STATUS: Record<string, number> = {
+  HPE_HEADER_OVERFLOW: 431,
+  ERR_HTTP_REQUEST_TIMEOUT: 408,
+  ERR_HTTP_HEADERS_TIMEOUT: 408,
+};
+const REASON: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
+
+/**
+ * Answers what Node's HTTP parser refused before any handler ran, then closes the socket.
+ * Nothing is written when a response is already under way on the socket, or when the bytes came
+ * after a response that closes the connection (HPE_CLOSED_CONNECTION): an answer there would
+ * land inside the other response.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: import('node:stream').Duplex, log: Logger): void {
+  const status = CLIENT_ERROR_STATUS[err.code ?? ''] ?? 400;
+  log.info('request refused by the HTTP parser', { status, code: err.code });
+  // Node's own handler checks the same (the socket's response in progress is internal state).
+  const inProgress = (socket as { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (err.code === 'ECONNRESET' || err.code === 'HPE_CLOSED_CONNECTION' || !socket.writable || inProgress?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const body = JSON.stringify({ errors: [{ message: REASON[status] }] });
+  socket.end(
+    `HTTP/1.1 ${status} ${REASON[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+export function createHttpServer({ app, graphql, log, rateLimiter }: HttpServerOptions): http.Server {
+  const limits = app.config.http;
   const allowedOrigin = originMatcher(app.config.allowedGraphqlOrigins);
 
   async function handleGraphQL(
@@ -81,7 +145,9 @@ export function createHttpServer({ app, graphql, log }: HttpServerOptions): http
           send(res, 413, JSON.stringify({ errors: [{ message: 'Request body too large.' }] }), { ...cors, connection: 'close' });
           return 413;
         }
-        throw e;
+        // The client went away (or was cut off by the request timeout): nobody to answer.
+        res.destroy();
+        return 400;
       }
       const type = (req.headers['content-type'] ?? '').toLowerCase();
       if (type.includes('application/json')) {
@@ -124,21 +190,27 @@ export function createHttpServer({ app, graphql, log }: HttpServerOptions): http
     const given = req.headers['x-request-id'];
     const requestId = typeof given === 'string' && REQUEST_ID_SHAPE.test(given) ? given : randomUUID();
     res.setHeader('x-request-id', requestId);
-    const url = new URL(req.url ?? '/', 'http://localhost');
     const reqLog = log.child({ requestId });
-    const setCookies: string[] = [];
-    const info: RequestInfo = {
-      requestId,
-      ip: req.socket.remoteAddress,
-      userAgent: req.headers['user-agent'],
-      cookies: parseCookies(req.headers.cookie),
-      setCookie: (c) => setCookies.push(c),
-      log: reqLog,
-    };
     const ctxOut: { ctx?: GraphQLContext } = {};
     let status = 500;
+    let path: string | undefined;
     try {
-      const path = url.pathname;
+      const url = parseTarget(req.url);
+      if (!url) {
+        status = 400;
+        send(res, 400, JSON.stringify({ errors: [{ message: 'Malformed request target.' }] }), { connection: 'close' });
+        return;
+      }
+      path = url.pathname;
+      const setCookies: string[] = [];
+      const info: RequestInfo = {
+        requestId,
+        ip: clientAddress(req, app.config.trustProxy),
+        userAgent: req.headers['user-agent'],
+        cookies: parseCookies(req.headers.cookie),
+        setCookie: (c) => setCookies.push(c),
+        log: reqLog,
+      };
       if (path === '/graphql/' || path === '/graphql') {
         const cors = corsHeaders(req.headers.origin, allowedOrigin, req.method === 'OPTIONS');
         if (req.method === 'OPTIONS') {
@@ -172,6 +244,12 @@ export function createHttpServer({ app, graphql, log }: HttpServerOptions): http
           'access-control-allow-origin': '*',
         });
       } else if (path.startsWith('/oidc/backchannel-logout/') && req.method === 'POST') {
+        const decision = await rateLimiter.consume(info.ip ?? 'unknown');
+        if (!decision.allowed) {
+          status = 429;
+          send(res, 429, '{"error":"too_many_requests"}', { 'cache-control': 'no-store', 'retry-after': String(decision.retryAfterSeconds) });
+          return;
+        }
         let pluginId: string | undefined;
         try {
           pluginId = decodeURIComponent(path.slice('/oidc/backchannel-logout/'.length));
@@ -200,7 +278,7 @@ export function createHttpServer({ app, graphql, log }: HttpServerOptions): http
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       reqLog.info('request', {
         method: req.method,
-        path: url.pathname,
+        path,
         status,
         operationName: ctxOut.ctx?.meta.operationName,
         durationMs: Math.round(ms * 100) / 100,
@@ -224,9 +302,26 @@ export function createHttpServer({ app, graphql, log }: HttpServerOptions): http
     return ok ? 200 : 400;
   }
 
-  const server = http.createServer((req, res) => {
-    void handle(req, res);
-  });
-  server.keepAliveTimeout = 65_000;
+  const server = http.createServer(
+    {
+      maxHeaderSize: limits.maxHeaderBytes,
+      requestTimeout: limits.requestTimeoutMs,
+      headersTimeout: limits.headersTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      // Node checks the two timeouts above only this often (default 30 s): check often enough
+      // that a slow client is cut off close to its deadline.
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
+    },
+    (req, res) => {
+      handle(req, res).catch((e: unknown) => {
+        // handle() answers its own errors; this is the last line of defence.
+        log.error('request handler escaped its error boundary', describeError(e));
+        if (!res.headersSent) send(res, 500, JSON.stringify({ errors: [{ message: 'Internal Server Error' }] }), { connection: 'close' });
+        else res.destroy();
+      });
+    },
+  );
+  server.maxHeadersCount = limits.maxHeadersCount;
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => answerClientError(err, socket, log));
   return server;
 }

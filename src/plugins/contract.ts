@@ -9,7 +9,6 @@
  */
 import type { AuthenticatedUser, Principal } from '../accounts/principal.ts';
 import type { FieldError } from '../errors.ts';
-import type { Logger } from '../log.ts';
 
 export type JsonObject = Record<string, unknown>;
 
@@ -37,16 +36,8 @@ export interface PluginSettings {
   values: ConfigValues;
 }
 
-/** Per-request facts and effects a hook may use. */
-export interface RequestInfo {
-  requestId: string;
-  ip: string | undefined;
-  userAgent: string | undefined;
-  cookies: Readonly<Record<string, string>>;
-  /** Adds a Set-Cookie header to the response. */
-  setCookie(header: string): void;
-  log: Logger;
-}
+export type { RequestInfo } from '../core/request.ts';
+import type { RequestInfo } from '../core/request.ts';
 
 export interface AuthenticationResult {
   principal: Principal;

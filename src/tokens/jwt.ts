@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { Keyring } from './keyring.ts';
-import { toGlobalId } from '../graphql/global-id.ts';
+import { toGlobalId } from '../core/ids.ts';
 
 /** Owner of tokens minted by the core (the CLI); plugin-minted tokens carry the plugin id. */
 export const CORE_TOKEN_OWNER = 'saleor';
@@ -26,6 +26,8 @@ export interface AccessTokenClaims extends JWTPayload {
   user_id: string;
   is_staff: boolean;
   permissions: string[];
+  /** Our session the token was minted for (login/refresh); it dies with the session. */
+  sid?: string;
 }
 
 export interface RefreshTokenClaims extends JWTPayload {
@@ -85,12 +87,13 @@ export class TokenService {
       .sign(key.privateKey);
   }
 
-  mintAccessToken(user: TokenSubject, permissions: readonly string[], owner: string): Promise<string> {
-    return this.mintAccessTokenWithTtl(user, permissions, owner, this.accessTtlSeconds);
+  /** `sessionId`: the session the token belongs to (it stops working when the session ends). */
+  mintAccessToken(user: TokenSubject, permissions: readonly string[], owner: string, sessionId?: string): Promise<string> {
+    return this.mintAccessTokenWithTtl(user, permissions, owner, this.accessTtlSeconds, sessionId);
   }
 
   /** An access token with a lifetime of its own (operator bootstrap tokens). */
-  mintAccessTokenWithTtl(user: TokenSubject, permissions: readonly string[], owner: string, ttlSeconds: number): Promise<string> {
+  mintAccessTokenWithTtl(user: TokenSubject, permissions: readonly string[], owner: string, ttlSeconds: number, sessionId?: string): Promise<string> {
     return this.sign(
       {
         owner,
@@ -100,6 +103,7 @@ export class TokenService {
         user_id: toGlobalId('User', user.id),
         is_staff: user.isStaff,
         permissions: [...permissions],
+        ...(sessionId ? { sid: sessionId } : {}),
       },
       ttlSeconds,
     );

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
 import { upsertStaffUser } from '../../src/accounts/users.ts';
 import { CORE_TOKEN_OWNER } from '../../src/tokens/jwt.ts';
-import { toGlobalId } from '../../src/graphql/global-id.ts';
+import { toGlobalId } from '../../src/core/ids.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { SALEOR_PERMISSION_CODENAMES, SALEOR_SCOPES, startIdp, type TestIdp } from '../helpers/idp.ts';
 import {

@@ -24,8 +24,26 @@ describe('origin patterns', () => {
     expect(m('https://shopXexample.com')).toBe(false);
   });
 
-  it('`*` alone allows any origin', () => {
+  it('`*` alone allows any well-formed origin, never `null`', () => {
     expect(originMatcher(['*'])('https://anything.test')).toBe(true);
+    expect(originMatcher(['*'])('null')).toBe(false);
+    expect(originMatcher(['*', 'null'])('null')).toBe(false);
+  });
+
+  it.each([
+    'http://localhost:3000.evil.test',
+    'http://localhost:3000/path',
+    'http://user@localhost:3000',
+    'http://localhost:3000?x',
+    'file://localhost:3000',
+    'http://localhost:80',
+    'http://localhost:',
+  ])('only well-formed origins match: %s is refused by http://localhost:*', (origin) => {
+    expect(originMatcher(['http://localhost:*'])(origin)).toBe(false);
+  });
+
+  it('an empty list (production default) allows nobody', () => {
+    expect(originMatcher([])('https://shop.example.com')).toBe(false);
   });
 
   it('stays fast on a crafted long Origin with several wildcards, and refuses over-long origins', () => {

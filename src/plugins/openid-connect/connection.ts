@@ -13,7 +13,7 @@ import type { Logger } from '../../log.ts';
 import { fingerprint } from '../../log.ts';
 import type { TokenService, RefreshTokenClaims, AccessTokenClaims } from '../../tokens/jwt.ts';
 import { createCsrfToken, csrfTokensMatch } from '../../tokens/csrf.ts';
-import { SessionStore, type Session } from '../../auth/sessions.ts';
+import { SessionStore, type Session } from '../../sessions/store.ts';
 import { REFRESH_COOKIE, clearRefreshCookie, refreshCookie } from '../../auth/cookies.ts';
 import { principalFromAccessClaims } from '../../auth/our-tokens.ts';
 import { applyStaffDecision, linkUser, touchLastLogin } from '../../accounts/provisioning.ts';
@@ -58,6 +58,8 @@ export interface OidcServices {
   secureCookies: boolean;
   /** How long a validated opaque provider token is trusted before asking the provider again. */
   opaqueTokenTtlMs: number;
+  /** Validations of unknown opaque bearer tokens (introspection/userinfo calls) per second, per connection. */
+  tokenValidationRatePerSecond: number;
 }
 
 const UNAVAILABLE = 'The identity provider is unavailable. Please try again later.';
@@ -91,7 +93,7 @@ export class OidcConnection implements PluginInstance {
     });
     this.sessions = new SessionStore(services.prisma, services.box);
     this.requests = new AuthorizationRequests(services.prisma, services.box);
-    this.resourceServer = new ResourceServer(this.settings, this.provider, services.opaqueTokenTtlMs);
+    this.resourceServer = new ResourceServer(this.settings, this.provider, services.opaqueTokenTtlMs, services.tokenValidationRatePerSecond);
   }
 
   /** Exposed for the resource-server half and tests. */
@@ -406,12 +408,11 @@ export class OidcConnection implements PluginInstance {
         throw await refused('identity changed', true);
       }
     }
-    const stored = await this.sessions.storeProviderTokens(session, claims.rti, {
+    await this.sessions.storeProviderTokens(session.id, {
       providerRefreshToken: response.refresh_token ?? null,
       idToken: response.id_token ?? null,
       grantedScope: response.scope ?? null,
     });
-    if (!stored) throw await refused('concurrent refresh', true);
 
     const user = await this.services.prisma.user.findUnique({ where: { id: session.userId } });
     if (!user || !user.isActive) throw await refused('user inactive', true);
@@ -431,7 +432,7 @@ export class OidcConnection implements PluginInstance {
     if (options.rotate) {
       // Rotation last: everything that can fail has succeeded, so the client gets the new
       // refresh token whenever the old one stops working.
-      const rotated = await this.sessions.rotate(session, claims.rti);
+      const rotated = await this.sessions.rotate(session.id, claims.rti);
       if (!rotated) throw await refused('concurrent refresh', true);
       ({ refreshToken, csrfToken } = await this.issueRefresh(auth, rotated, req));
     }

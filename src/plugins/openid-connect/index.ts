@@ -5,7 +5,7 @@
 import type { PluginKind, PluginSettings } from '../contract.ts';
 import { OIDC_FIELDS, OIDC_PLUGIN_KIND, DEFAULT_OIDC_PLUGIN_NAME, validateOidcSettings } from './settings.ts';
 import { OidcConnection, type OidcServices } from './connection.ts';
-import { SessionStore } from '../../auth/sessions.ts';
+import { SessionStore } from '../../sessions/store.ts';
 
 export type { OidcServices };
 

@@ -3,11 +3,18 @@
  * explicitly configured endpoints taking precedence), the openid-client Configuration, the
  * provider's keys, and verification of the JWTs it signs. Every request goes through the
  * guarded fetch it is given.
+ *
+ * Failures count as fetches: a failed discovery is answered again, without asking the provider,
+ * for METADATA_FAILURE_TTL_MS, and concurrent callers share the one discovery in flight; the
+ * JWKS has the same rule with its own cooldown (jwks.ts). Keys are looked up by how far the
+ * token's sender is trusted: `verifyIdToken` (a token-endpoint response) may always refetch the
+ * JWKS for an unknown kid, `verifyJwt` (bearer and logout tokens, anyone can send them) only
+ * when the cooldown allows.
  */
 import * as oidc from 'openid-client';
 import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { OidcSettings } from './settings.ts';
-import { ALLOWED_JWS_ALGORITHMS, JwksCache, JwksError } from './jwks.ts';
+import { ALLOWED_JWS_ALGORITHMS, JwksCache, JwksError, UnknownSigningKeyError } from './jwks.ts';
 
 /** Metadata is re-discovered after this long. */
 const METADATA_TTL_MS = 60 * 60_000;
@@ -24,6 +31,8 @@ export interface ProviderOptions {
 
 /** The provider could not be reached or answered nonsense. */
 export class ProviderUnavailableError extends Error {
+  /** Read by the request authenticator: not the token's fault, so no refusal is remembered. */
+  readonly code = 'PROVIDER_UNAVAILABLE';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'ProviderUnavailableError';
@@ -43,10 +52,22 @@ export class ProviderRefusedError extends Error {
 
 /** A JWT from the provider failed verification. */
 export class ProviderTokenError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /**
+   * Set when the verdict may change at that time (ms since epoch): the token's kid is unknown
+   * and the provider's keys may be refetched then.
+   */
+  readonly retryAt: number | undefined;
+  constructor(message: string, options?: { cause?: unknown; retryAt?: number }) {
     super(message, options);
     this.name = 'ProviderTokenError';
+    this.retryAt = options?.retryAt;
   }
+}
+
+export interface VerifyOptions {
+  audience: string | undefined;
+  requiredClaims?: string[];
+  maxTokenAge?: string | number;
 }
 
 interface Resolved {
@@ -159,19 +180,21 @@ export class OidcProvider {
   }
 
   /**
-   * Verifies a JWT signed by the provider: signature by a key of its JWKS with an algorithm
-   * from the allow-list, `iss` = the provider's issuer, `aud` containing `audience`, not
-   * expired (`audience` undefined: no audience check). Throws ProviderTokenError (or
-   * ProviderUnavailableError when keys cannot be had).
+   * Verifies a JWT signed by the provider and sent by anyone (bearer, back-channel logout):
+   * signature by a key of its JWKS with an algorithm from the allow-list, `iss` = the
+   * provider's issuer, `aud` containing `audience`, not expired (`audience` undefined: no
+   * audience check). An unknown kid refetches the JWKS only when its cooldown allows. Throws
+   * ProviderTokenError (with `retryAt` for an unknown kid) or ProviderUnavailableError.
    */
-  async verifyJwt(
-    token: string,
-    opts: { audience: string | undefined; requiredClaims?: string[]; maxTokenAge?: string | number },
-  ): Promise<JWTPayload> {
+  async verifyJwt(token: string, opts: VerifyOptions): Promise<JWTPayload> {
     const { jwks } = await this.get();
     if (!jwks) throw new ProviderTokenError('The provider publishes no JWKS to verify its tokens with.');
+    return this.verify(token, jwks.getKey, opts);
+  }
+
+  private async verify(token: string, getKey: JwksCache['getKey'], opts: VerifyOptions): Promise<JWTPayload> {
     try {
-      const { payload } = await jwtVerify(token, jwks.getKey, {
+      const { payload } = await jwtVerify(token, getKey, {
         algorithms: [...ALLOWED_JWS_ALGORITHMS],
         issuer: this.settings.issuerUrl,
         ...(opts.audience !== undefined ? { audience: opts.audience } : {}),
@@ -181,6 +204,7 @@ export class OidcProvider {
       return payload;
     } catch (e) {
       if (e instanceof JwksError) throw new ProviderUnavailableError(e.message, { cause: e });
+      if (e instanceof UnknownSigningKeyError) throw new ProviderTokenError(`${e.code}: ${e.message}`, { retryAt: e.retryAt });
       if (e instanceof joseErrors.JOSEError) throw new ProviderTokenError(`${e.code}: ${e.message}`, { cause: e });
       throw e;
     }
@@ -189,10 +213,13 @@ export class OidcProvider {
   /**
    * Verifies an id_token (OpenID Connect Core 3.1.3.7): the JWT checks above, `sub` present,
    * `azp` = our client id when present (and required with several audiences), `nonce` when
-   * one is expected.
+   * one is expected. It comes from the token endpoint (the direct, client-authenticated
+   * channel): an unknown kid always gets one JWKS refetch, whatever the bearer-token cooldown.
    */
   async verifyIdToken(idToken: string, expectedNonce: string | undefined): Promise<JWTPayload & { sub: string }> {
-    const claims = await this.verifyJwt(idToken, { audience: this.settings.clientId, requiredClaims: ['exp', 'iat', 'sub'] });
+    const { jwks } = await this.get();
+    if (!jwks) throw new ProviderTokenError('The provider publishes no JWKS to verify its tokens with.');
+    const claims = await this.verify(idToken, jwks.getKeyForTrustedToken, { audience: this.settings.clientId, requiredClaims: ['exp', 'iat', 'sub'] });
     const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
     if (claims['azp'] !== undefined && claims['azp'] !== this.settings.clientId) {
       throw new ProviderTokenError('ID token azp is not our client id.');

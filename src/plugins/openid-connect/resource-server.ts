@@ -8,9 +8,21 @@
  *   otherwise userinfo.
  * The email, when the token has none, comes from userinfo (same `sub` required) or from the
  * identity we already know. Tokens without a user (client credentials) become an app.
+ *
+ * The provider is protected from us: introspection/userinfo calls for opaque tokens we have
+ * not validated yet are capped per connection (`validationsPerSecond`, a fixed one-second
+ * window of rate-limiter-flexible). Beyond the cap the token is not checked at all
+ * (ValidationRateLimitedError: the request stays anonymous and nothing is remembered, so a
+ * valid token works when retried). Tokens already validated are answered from the
+ * authenticator's cache and never reach here; when their cached validation runs out, their
+ * re-validation has a budget of its own (as large), so a flood of junk cannot lock their
+ * users out. Errors carry a `code` the authenticator reads.
  */
 import * as oidc from 'openid-client';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
+import { hashToken } from '../../crypto/secret-box.ts';
+import { TtlLru } from '../../cache/ttl-lru.ts';
 import { groupsFromClaims, type OidcSettings } from './settings.ts';
 import { type OidcProvider, ProviderTokenError, ProviderUnavailableError, classifyProviderError } from './provider.ts';
 
@@ -35,9 +47,30 @@ export interface TokenIdentity {
   expiresAt: number;
 }
 
-/** The token is not valid (for this provider): refuse it, and remember that for a while. */
+/**
+ * The token is not valid (for this provider): refuse it, and remember that for a while, but not
+ * past `retryAt` when set (the verdict may change then: an unknown kid, keys refetchable).
+ */
 export class TokenRefusedError extends Error {
   override name = 'TokenRefusedError';
+  readonly code = 'TOKEN_REFUSED';
+  readonly retryAt: number | undefined;
+  /** Userinfo named another subject than the token (never let through, whatever else we know). */
+  readonly subjectMismatch: boolean;
+  constructor(message: string, options: { retryAt?: number | undefined; subjectMismatch?: boolean } = {}) {
+    super(message);
+    this.retryAt = options.retryAt;
+    this.subjectMismatch = options.subjectMismatch ?? false;
+  }
+}
+
+/** The connection's validation budget for this second is spent: the token was not checked. */
+export class ValidationRateLimitedError extends Error {
+  override name = 'ValidationRateLimitedError';
+  readonly code = 'VALIDATION_RATE_LIMITED';
+  constructor(readonly retryAfterMs: number) {
+    super('token validations at the provider are rate-limited');
+  }
 }
 
 /** A provider JWT's validation is reused at most this long, whatever its own lifetime. */
@@ -68,16 +101,42 @@ export function jwtIssuer(token: string): string | undefined {
 }
 
 export class ResourceServer {
+  /** Validations of opaque tokens never validated here, and re-validations of known ones. */
+  private readonly validations: { unknown: RateLimiterMemory; known: RateLimiterMemory };
+  /**
+   * Hashes of opaque tokens validated here, until their own expiry. A token enters only through
+   * the capped lane (a re-validation refreshes its entry), so the bound holds every token
+   * admitted within one cache TTL; beyond that, the least recently validated go first.
+   */
+  private readonly known: TtlLru<true>;
+
   constructor(
     private readonly settings: OidcSettings,
     private readonly provider: OidcProvider,
     /** How long an opaque token's validation is trusted before asking the provider again. */
     private readonly opaqueTtlMs: number,
-  ) {}
+    /** Opaque-token validations (introspection or userinfo calls) per second for this connection. */
+    validationsPerSecond: number,
+  ) {
+    const points = Math.max(1, validationsPerSecond);
+    this.validations = { unknown: new RateLimiterMemory({ points, duration: 1 }), known: new RateLimiterMemory({ points, duration: 1 }) };
+    this.known = new TtlLru<true>(points * Math.max(1, Math.ceil(opaqueTtlMs / 1000)));
+  }
+
+  /** Takes one validation from this second's budget of `lane`, or throws ValidationRateLimitedError. */
+  private async admitValidation(lane: 'unknown' | 'known'): Promise<void> {
+    try {
+      await this.validations[lane].consume(lane);
+    } catch (e) {
+      if (e instanceof RateLimiterRes) throw new ValidationRateLimitedError(e.msBeforeNext);
+      throw e;
+    }
+  }
 
   /**
    * What the token says, or null when it is not this provider's token at all (a JWT from
-   * another issuer). Throws TokenRefusedError (invalid) or ProviderUnavailableError.
+   * another issuer). Throws TokenRefusedError (invalid), ProviderUnavailableError or
+   * ValidationRateLimitedError (not checked: neither is the token's fault).
    */
   async identify(token: string): Promise<TokenIdentity | null> {
     const iss = jwtIssuer(token);
@@ -107,7 +166,7 @@ export class ResourceServer {
       header = decodeProtectedHeader(token);
       claims = await this.provider.verifyJwt(token, { audience: this.settings.audience, requiredClaims: ['exp'] });
     } catch (e) {
-      if (e instanceof ProviderTokenError) throw new TokenRefusedError(e.message);
+      if (e instanceof ProviderTokenError) throw new TokenRefusedError(e.message, { retryAt: e.retryAt });
       throw e;
     }
     // Not an access token: ID tokens (nonce, at_hash) and logout tokens (events) are refused.
@@ -126,13 +185,35 @@ export class ResourceServer {
 
   private async fromOpaque(token: string): Promise<TokenIdentity> {
     const { config, metadata } = await this.provider.get();
+    if (!metadata.introspection_endpoint && this.settings.audience !== undefined) {
+      throw new TokenRefusedError('cannot check the audience of an opaque token without introspection');
+    }
+    const key = hashToken(token);
+    await this.admitValidation(this.known.get(key) ? 'known' : 'unknown');
+    try {
+      const { identity, tokenExpiresAt } = await this.validateOpaque(token, config, metadata);
+      this.known.set(key, true, tokenExpiresAt);
+      return identity;
+    } catch (e) {
+      if (e instanceof TokenRefusedError) this.known.delete(key);
+      throw e;
+    }
+  }
+
+  /** One introspection (or userinfo) call; `tokenExpiresAt`: the token's own expiry when told. */
+  private async validateOpaque(
+    token: string,
+    config: oidc.Configuration,
+    metadata: oidc.ServerMetadata,
+  ): Promise<{ identity: TokenIdentity; tokenExpiresAt: number }> {
     const cap = Date.now() + this.opaqueTtlMs;
     if (metadata.introspection_endpoint) {
       let info: oidc.IntrospectionResponse;
       try {
         info = await oidc.tokenIntrospection(config, token);
       } catch (e) {
-        throw classifyProviderError(e) instanceof ProviderUnavailableError ? classifyProviderError(e) : new TokenRefusedError('introspection failed');
+        const err = classifyProviderError(e);
+        throw err instanceof ProviderUnavailableError ? err : new TokenRefusedError('introspection failed');
       }
       if (!info.active) throw new TokenRefusedError('token is not active');
       if (info.iss !== undefined && info.iss !== this.provider.issuer) throw new TokenRefusedError('introspected token has another issuer');
@@ -141,18 +222,19 @@ export class ResourceServer {
         throw new TokenRefusedError('not an access token');
       }
       const binding = this.bindingOf(info as Record<string, unknown>);
-      return this.complete(token, info as Record<string, unknown>, {
+      const identity = await this.complete(token, info as Record<string, unknown>, {
         ...binding,
         identityOnly: false,
         expiresAt: info.exp !== undefined ? Math.min(info.exp * 1000, cap) : cap,
       });
+      return { identity, tokenExpiresAt: info.exp !== undefined ? info.exp * 1000 : Number.POSITIVE_INFINITY };
     }
     // No introspection: userinfo proves only that the provider knows the token, not for whom
     // it was issued. Accepted as an identity without any permission, and only when no audience
-    // is configured (an audience cannot be checked this way).
-    if (this.settings.audience !== undefined) throw new TokenRefusedError('cannot check the audience of an opaque token without introspection');
+    // is configured (an audience cannot be checked this way; refused above).
     const info = await this.userinfo(token, undefined);
-    return this.complete(token, { ...info, scope: '' }, { audienceMatches: false, identityOnly: true, expiresAt: cap });
+    const identity = await this.complete(token, { ...info, scope: '' }, { audienceMatches: false, identityOnly: true, expiresAt: cap });
+    return { identity, tokenExpiresAt: Number.POSITIVE_INFINITY };
   }
 
   private async userinfo(token: string, sub: string | undefined): Promise<Record<string, unknown>> {
@@ -161,6 +243,10 @@ export class ResourceServer {
     try {
       return await oidc.fetchUserInfo(config, token, sub ?? oidc.skipSubjectCheck);
     } catch (e) {
+      // oauth4webapi: the answer's `sub` is not the expected one (its only JSON comparison here).
+      if ((e as { code?: unknown }).code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED') {
+        throw new TokenRefusedError('userinfo names another subject', { subjectMismatch: true });
+      }
       const err = classifyProviderError(e);
       if (err instanceof ProviderUnavailableError) throw err;
       throw new TokenRefusedError(`userinfo refused the token: ${err.message}`);
@@ -184,7 +270,7 @@ export class ResourceServer {
         profile = { ...claims, ...(await this.userinfo(token, subject)) };
       } catch (e) {
         if (e instanceof ProviderUnavailableError) throw e;
-        if (e instanceof TokenRefusedError && /sub/i.test(e.message)) throw e;
+        if (e instanceof TokenRefusedError && e.subjectMismatch) throw e;
       }
     }
     return {

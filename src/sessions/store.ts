@@ -1,13 +1,18 @@
 /**
- * Login sessions behind our refresh tokens. A refresh token names its session and the one
- * refresh-token id that is currently valid; every refresh rotates that id with a
- * compare-and-set, so a replayed (rotated) refresh token is detected and the whole session is
- * revoked. The provider's refresh token and id_token stay here, sealed with the server secret.
+ * Login sessions behind our refresh tokens (the data; the refresh flow is in refresh.ts). A
+ * refresh token names its session and the refresh-token id it was issued for; the session keeps
+ * the current id, and the one rotated away last with the time of that rotation (the reuse grace
+ * window). Every state change is a compare-and-set on the row, so concurrent writers cannot both
+ * win. A refresh holds the session through a lease (refresh_lease_until): one refresh per
+ * session at a time across every instance, and a crashed holder's lease simply runs out.
+ * The provider's refresh token and id_token stay here, sealed with the server secret.
  */
 import { randomBytes } from 'node:crypto';
 import type { Prisma } from '../db/database.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import type { Session } from '../generated/prisma/client.ts';
+
+const live = () => ({ revokedAt: null, expiresAt: { gt: new Date() } });
 
 export type { Session };
 
@@ -32,6 +37,8 @@ export class SessionStore {
   constructor(
     private readonly prisma: Prisma,
     private readonly box: SecretBox,
+    /** Told the ids of sessions that were just revoked. */
+    private readonly revoked: (ids: string[]) => void = () => {},
   ) {}
 
   async create(s: NewSession): Promise<Session> {
@@ -70,38 +77,54 @@ export class SessionStore {
   }
 
   /**
-   * Stores what a provider refresh returned (its refresh token may have rotated), only while
-   * `expectedRefreshTokenId` is still current and the session live. Done before anything else
-   * can fail, so a retry with the same refresh token finds the provider's newest token.
+   * Takes the session's refresh lease until now + `ms`, if nobody holds it (or the holder's
+   * lease ran out). True when taken.
+   */
+  async acquireLease(id: string, ms: number): Promise<boolean> {
+    const now = new Date();
+    const { count } = await this.prisma.session.updateMany({
+      where: { id, ...live(), OR: [{ refreshLeaseUntil: null }, { refreshLeaseUntil: { lte: now } }] },
+      data: { refreshLeaseUntil: new Date(now.getTime() + ms) },
+    });
+    return count === 1;
+  }
+
+  async releaseLease(id: string): Promise<void> {
+    await this.prisma.session.updateMany({ where: { id }, data: { refreshLeaseUntil: null } });
+  }
+
+  /**
+   * Stores what a provider refresh returned (its refresh token may have rotated) at once, before
+   * anything else can fail, so the next refresh sends the provider its newest token.
    */
   async storeProviderTokens(
-    s: Session,
-    expectedRefreshTokenId: string,
+    id: string,
     update: { providerRefreshToken?: string | null; idToken?: string | null; grantedScope?: string | null },
-  ): Promise<boolean> {
-    const { count } = await this.prisma.session.updateMany({
-      where: { id: s.id, refreshTokenId: expectedRefreshTokenId, revokedAt: null, expiresAt: { gt: new Date() } },
+  ): Promise<void> {
+    await this.prisma.session.updateMany({
+      where: { id },
       data: {
         lastUsedAt: new Date(),
+        providerRefreshedAt: new Date(),
         ...(update.providerRefreshToken ? { providerRefreshTokenEnc: this.box.seal(update.providerRefreshToken, SEAL_REFRESH) } : {}),
         ...(update.idToken ? { idTokenEnc: this.box.seal(update.idToken, SEAL_ID_TOKEN) } : {}),
         ...(update.grantedScope ? { grantedScope: update.grantedScope } : {}),
       },
     });
-    return count === 1;
   }
 
   /**
    * Moves the session to a new refresh-token id, only if `expectedRefreshTokenId` is still the
-   * current one and the session is live. Returns the updated session, or null when another
-   * refresh won the race or the token was already rotated (the caller treats that as reuse).
+   * current one and the session is live; the old id becomes the previous one (reuse grace).
+   * Releases the lease. Null when the compare-and-set lost.
    */
-  async rotate(s: Session, expectedRefreshTokenId: string): Promise<Session | null> {
+  async rotate(id: string, expectedRefreshTokenId: string): Promise<Session | null> {
+    const now = new Date();
     const { count } = await this.prisma.session.updateMany({
-      where: { id: s.id, refreshTokenId: expectedRefreshTokenId, revokedAt: null, expiresAt: { gt: new Date() } },
-      data: { refreshTokenId: newId(), lastUsedAt: new Date() },
+      where: { id, refreshTokenId: expectedRefreshTokenId, ...live() },
+      data: { refreshTokenId: newId(), previousRefreshTokenId: expectedRefreshTokenId, rotatedAt: now, lastUsedAt: now, refreshLeaseUntil: null },
     });
-    return count === 1 ? this.get(s.id) : null;
+    return count === 1 ? this.get(id) : null;
   }
 
   async revoke(id: string, reason: string): Promise<boolean> {
@@ -109,27 +132,50 @@ export class SessionStore {
       where: { id, revokedAt: null },
       data: { revokedAt: new Date(), revokedReason: reason },
     });
+    if (count > 0) this.revoked([id]);
     return count > 0;
+  }
+
+  /** Every live session of one user (deactivated, deleted, tokens deactivated). */
+  async revokeAllOfUser(userId: number, reason: string): Promise<string[]> {
+    const sessions = await this.prisma.session.findMany({ where: { userId, revokedAt: null }, select: { id: true } });
+    if (sessions.length) {
+      await this.prisma.session.updateMany({ where: { id: { in: sessions.map((x) => x.id) }, revokedAt: null }, data: { revokedAt: new Date(), revokedReason: reason } });
+    }
+    this.revoked(sessions.map((x) => x.id));
+    return sessions.map((x) => x.id);
   }
 
   /** Every live session of one connection (it was removed or pointed elsewhere). */
   async revokeAllOf(pluginId: string, reason: string): Promise<number> {
+    const sessions = await this.prisma.session.findMany({ where: { pluginId, revokedAt: null }, select: { id: true } });
     const { count } = await this.prisma.session.updateMany({
       where: { pluginId, revokedAt: null },
       data: { revokedAt: new Date(), revokedReason: reason },
     });
+    this.revoked(sessions.map((x) => x.id));
     return count;
+  }
+
+  /**
+   * Remembers a back-channel logout token (issuer + jti) until it expires. False when it was
+   * already used: a replay, on whatever instance the first delivery landed.
+   */
+  async rememberLogoutToken(issuer: string, jti: string, expiresAt: Date): Promise<boolean> {
+    const { count } = await this.prisma.usedLogoutToken.createMany({ data: [{ issuer, jti, expiresAt }], skipDuplicates: true });
+    return count === 1;
   }
 
   /** Back-channel logout: by the provider's session id, or every session of a subject. */
   async revokeByProvider(
-    where: { pluginId: string; issuer: string; providerSid?: string | undefined; subject?: string | undefined },
+    where: { pluginId: string; issuer: string; providerSid?: string | undefined; subject?: string | undefined; createdBefore?: Date },
     reason: string,
   ): Promise<Session[]> {
     const filter = {
       pluginId: where.pluginId,
       issuer: where.issuer,
       revokedAt: null,
+      ...(where.createdBefore ? { createdAt: { lte: where.createdBefore } } : {}),
       ...(where.providerSid ? { providerSid: where.providerSid } : {}),
       ...(where.subject ? { subject: where.subject } : {}),
     };
@@ -139,6 +185,7 @@ export class SessionStore {
         where: { id: { in: sessions.map((s) => s.id) }, revokedAt: null },
         data: { revokedAt: new Date(), revokedReason: reason },
       });
+      this.revoked(sessions.map((x) => x.id));
     }
     return sessions;
   }

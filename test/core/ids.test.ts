@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fromGlobalId, parseGlobalIdOf, toGlobalId } from '../../src/graphql/global-id.ts';
+import { fromGlobalId, parseGlobalIdOf, toGlobalId } from '../../src/core/ids.ts';
 
 // Expected encodings are standard base64 of the plain strings (as graphene produces them).
 describe('toGlobalId', () => {

@@ -1,0 +1,56 @@
+/**
+ * The provider half of a session refresh (OpenID Connect Core 12): the refresh_token grant,
+ * and, when the provider returns a new id_token, its verification and the identity it states.
+ * Failures are classified by failures.ts; a refreshed id_token that fails its checks ends the
+ * grant (`grant_ended`), since the provider no longer vouches for this session.
+ */
+import * as oidc from 'openid-client';
+import { AppError } from '../../core/errors.ts';
+import type { ProviderRefreshResult, RefreshPort } from '../../sessions/refresh.ts';
+import type { IdentityRules } from '../../identity/identity.ts';
+import type { OidcProvider } from './provider.ts';
+import type { OidcSettings } from './settings.ts';
+import { providerFailure } from './failures.ts';
+import { providerProfile } from './profile.ts';
+
+/** A token problem from the provider at refresh means the grant can no longer be trusted. */
+function endsGrant(e: AppError): AppError {
+  return e.code === 'provider_token_invalid' || e.code === 'identity_subject_mismatch' ? new AppError('grant_ended', e.publicMessage, e.detail ?? e.code, { cause: e }) : e;
+}
+
+export function identityRules(pluginId: string, settings: OidcSettings): IdentityRules {
+  return {
+    pluginId,
+    linkByVerifiedEmail: settings.linkByVerifiedEmail,
+    useScopePermissions: settings.useScopePermissions,
+    staffDomains: settings.staffDomains,
+    defaultGroupName: settings.defaultGroupName,
+  };
+}
+
+export function refreshPort(pluginId: string, settings: OidcSettings, provider: OidcProvider): RefreshPort {
+  return {
+    pluginId,
+    issuer: provider.issuer,
+    rules: identityRules(pluginId, settings),
+    async refreshAtProvider(providerRefreshToken: string): Promise<ProviderRefreshResult> {
+      let response: Awaited<ReturnType<typeof oidc.refreshTokenGrant>>;
+      try {
+        response = await oidc.refreshTokenGrant((await provider.get()).config, providerRefreshToken);
+      } catch (e) {
+        throw endsGrant(providerFailure(e, 'refresh'));
+      }
+      const grantedScope = response.scope ?? null;
+      let identity;
+      if (response.id_token) {
+        try {
+          const claims = await provider.verifyIdToken(response.id_token, undefined);
+          identity = await providerProfile(provider, settings, claims, response.access_token, grantedScope);
+        } catch (e) {
+          throw endsGrant(providerFailure(e, 'refresh-id-token'));
+        }
+      }
+      return { providerRefreshToken: response.refresh_token ?? null, idToken: response.id_token ?? null, grantedScope, identity };
+    },
+  };
+}
