@@ -20,6 +20,8 @@ import { createGuardedFetch } from './net/guarded-fetch.ts';
 import { DEFAULT_OIDC_PLUGIN_ID, DEFAULT_OIDC_PLUGIN_NAME, OIDC_PLUGIN_KIND } from './plugins/openid-connect/settings.ts';
 import { Authenticator } from './auth/authenticate.ts';
 import { AuditLog } from './accounts/audit.ts';
+import { IdentityService } from './identity/identity.ts';
+import { SessionService } from './sessions/service.ts';
 import type { AppServices } from './graphql/context.ts';
 import { createGraphQLServer } from './graphql/server.ts';
 import { createHttpServer } from './http/server.ts';
@@ -49,11 +51,21 @@ export async function createServices(config: Config, log: Logger, role: 'server'
     await keyring.init();
     const tokens = new TokenService(keyring, config.issuer, config.accessTokenTtlSeconds, config.refreshTokenTtlSeconds);
     const audit = new AuditLog(db.prisma, log);
+    const identity = new IdentityService(db.prisma);
+    const sessions = new SessionService(db.prisma, box, identity, audit, {
+      reuseIntervalMs: config.refreshTokenReuseIntervalSeconds * 1000,
+      // Outlasts every provider call of a refresh (token endpoint, JWKS, userinfo).
+      leaseMs: 3 * config.outboundTimeoutMs + 5000,
+      pollMs: 50,
+    });
     const pluginServices: OidcServices = {
       prisma: db.prisma,
       box,
       tokens,
       audit,
+      identity,
+      sessions,
+      logoutTokenMaxAgeSeconds: config.logoutTokenMaxAgeSeconds,
       log,
       fetch: createGuardedFetch({
         allowPrivateAddresses: config.outboundAllowPrivateAddresses,
@@ -74,7 +86,8 @@ export async function createServices(config: Config, log: Logger, role: 'server'
       log,
     );
     const authenticator = new Authenticator(db.prisma, tokens, keyring, plugins, config.tokenCacheMaxEntries, config.tokenRefusalCacheMaxEntries);
-    return { config, db, log, keyring, tokens, plugins, authenticator, audit, box };
+    sessions.onRevoked((ids) => authenticator.forgetSessions(ids));
+    return { config, db, log, keyring, tokens, plugins, authenticator, audit, box, sessions };
   } catch (e) {
     await db.close().catch(() => {});
     throw e;

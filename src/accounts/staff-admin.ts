@@ -241,13 +241,20 @@ export async function createStaff(prisma: Prisma, requester: Requester, input: S
 
 const notFound = () => new FieldErrors([new RuleError('id', 'NOT_FOUND', "Couldn't resolve to a node.")]);
 
-export async function updateStaff(prisma: Prisma, requester: Requester, userId: string, input: StaffUpdateInput): Promise<StaffChange> {
+/** Runs `change` in one admin transaction on the existing user `userId` (NOT_FOUND otherwise). */
+function onExistingUser<T>(prisma: Prisma, userId: string, change: (tx: Tx, world: World, target: WorldUser, id: number) => Promise<T>): Promise<T> {
   const id = parseGlobalIdOf('User', userId);
   if (id === null) throw notFound();
   return adminTransaction(prisma, async (tx) => {
     const world = await loadWorld(tx, [id]);
     const target = world.users.get(id);
     if (!target) throw notFound();
+    return change(tx, world, target, id);
+  });
+}
+
+export async function updateStaff(prisma: Prisma, requester: Requester, userId: string, input: StaffUpdateInput): Promise<StaffChange> {
+  return onExistingUser(prisma, userId, async (tx, world, target, id) => {
     const email = input.email != null ? normalizeEmail(input.email) : null;
     const owner = email ? await tx.user.findUnique({ where: { email }, select: { id: true } }) : null;
     const plan = planStaffUpdate(world, requester, target, input, owner?.id ?? null);
@@ -279,12 +286,7 @@ export async function updateStaff(prisma: Prisma, requester: Requester, userId: 
 }
 
 export async function deleteStaff(prisma: Prisma, requester: Requester, userId: string): Promise<StaffChange> {
-  const id = parseGlobalIdOf('User', userId);
-  if (id === null) throw notFound();
-  return adminTransaction(prisma, async (tx) => {
-    const world = await loadWorld(tx, [id]);
-    const target = world.users.get(id);
-    if (!target) throw notFound();
+  return onExistingUser(prisma, userId, async (tx, world, target, id) => {
     const errors = planStaffDelete(world, requester, target);
     if (errors.length) throw new FieldErrors(errors);
     // Identities, sessions and memberships go with it (onDelete: Cascade).

@@ -25,8 +25,7 @@ import type { Principal } from '../accounts/principal.ts';
 import { principalFromAccessClaims } from './our-tokens.ts';
 import { CORE_TOKEN_OWNER, type TokenService, type AccessTokenClaims } from '../tokens/jwt.ts';
 import type { Keyring } from '../tokens/keyring.ts';
-import type { PluginManager } from '../plugins/manager.ts';
-import type { RequestInfo } from '../plugins/contract.ts';
+import type { RequestInfo } from '../core/request.ts';
 import { fingerprint } from '../log.ts';
 import { hashToken } from '../crypto/secret-box.ts';
 import { TtlLru } from '../cache/ttl-lru.ts';
@@ -38,6 +37,23 @@ const NOT_CHECKED: ReadonlyMap<unknown, string> = new Map([
   ['PROVIDER_UNAVAILABLE', 'provider unavailable'],
   ['VALIDATION_RATE_LIMITED', 'rate-limited'],
 ]);
+
+/**
+ * Something that may vouch for a bearer token that is not ours (a plugin instance: an OIDC
+ * connection accepting its provider's access tokens). Null: not its token. Throws for a refused
+ * token; an error whose `code` is in NOT_CHECKED means it could not be checked now.
+ */
+export interface BearerVoucher {
+  readonly id: string;
+  authenticateRequest?(token: string, req: RequestInfo): Promise<{ principal: Principal; expiresAt: number } | null>;
+}
+
+/** Where the vouchers come from (the plugin manager implements this). */
+export interface BearerVouchers {
+  /** The active voucher with this id (our tokens minted by a plugin die with it), or null. */
+  active(id: string): Promise<unknown>;
+  activeInstances(): Promise<readonly BearerVoucher[]>;
+}
 
 export function tokenFromHeaders(headers: IncomingHttpHeaders): string | undefined {
   const direct = headers['authorization-bearer'];
@@ -77,7 +93,7 @@ export class Authenticator {
     private readonly prisma: Prisma,
     private readonly tokens: TokenService,
     private readonly keyring: Keyring,
-    private readonly plugins: PluginManager<unknown>,
+    private readonly plugins: BearerVouchers,
     maxEntries: number,
     maxRefusals: number = maxEntries,
   ) {

@@ -15,6 +15,7 @@ import type { AuditLog } from '../accounts/audit.ts';
 import type { Principal } from '../accounts/principal.ts';
 import type { PermissionCode } from '../accounts/permissions.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
+import type { SessionService } from '../sessions/service.ts';
 
 export interface AppServices {
   config: Config;
@@ -26,6 +27,7 @@ export interface AppServices {
   authenticator: Authenticator;
   audit: AuditLog;
   box: SecretBox;
+  sessions: SessionService;
 }
 
 export interface GraphQLContext {

@@ -26,59 +26,7 @@ import { parseCookies } from '../auth/cookies.ts';
 import type { RequestRateLimiter } from '../core/rate-limit.ts';
 import { corsHeaders, originMatcher } from './cors.ts';
 import { clientAddress } from './client-address.ts';
-
-class BodyTooLarge extends Error {}
-class BodyAborted extends Error {}
-
-function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) {
-      reject(new BodyTooLarge());
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let settled = false;
-    const fail = (e: Error) => {
-      if (settled) return;
-      settled = true;
-      reject(e);
-    };
-    req.on('data', (chunk: Buffer) => {
-      if (settled) return;
-      size += chunk.length;
-      if (size > limit) {
-        fail(new BodyTooLarge());
-        req.removeAllListeners('data');
-        req.resume();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (settled) return;
-      settled = true;
-      resolve(Buffer.concat(chunks).toString('utf8'));
-    });
-    req.on('error', (e) => fail(e));
-    // A client that goes away mid-body (or is cut off by the request timeout) must not leave
-    // this promise pending forever.
-    req.on('close', () => fail(new BodyAborted('request closed before its body was complete')));
-  });
-}
-
-/** The request's target as a URL, or null when it is not one we can serve (400). */
-function parseTarget(raw: string | undefined): URL | null {
-  // origin-form only (RFC 9112 section 3.2.1); `//x` would be read as a host, `*` and
-  // absolute-form are for proxies.
-  if (!raw || raw[0] !== '/' || raw[1] === '/') return null;
-  try {
-    return new URL(raw, 'http://localhost');
-  } catch {
-    return null;
-  }
-}
+import { BodyTooLarge, answerClientError, parseTarget, readBody } from './request-input.ts';
 
 const REQUEST_ID_SHAPE = /^[\w.:-]{1,128}$/;
 
@@ -92,34 +40,6 @@ export interface HttpServerOptions {
   graphql: ApolloServer<GraphQLContext>;
   log: Logger;
   rateLimiter: RequestRateLimiter;
-}
-
-const CLIENT_ERROR_STATUS: Record<string, number> = {
-  HPE_HEADER_OVERFLOW: 431,
-  ERR_HTTP_REQUEST_TIMEOUT: 408,
-  ERR_HTTP_HEADERS_TIMEOUT: 408,
-};
-const REASON: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
-
-/**
- * Answers what Node's HTTP parser refused before any handler ran, then closes the socket.
- * Nothing is written when a response is already under way on the socket, or when the bytes came
- * after a response that closes the connection (HPE_CLOSED_CONNECTION): an answer there would
- * land inside the other response.
- */
-function answerClientError(err: NodeJS.ErrnoException, socket: import('node:stream').Duplex, log: Logger): void {
-  const status = CLIENT_ERROR_STATUS[err.code ?? ''] ?? 400;
-  log.info('request refused by the HTTP parser', { status, code: err.code });
-  // Node's own handler checks the same (the socket's response in progress is internal state).
-  const inProgress = (socket as { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
-  if (err.code === 'ECONNRESET' || err.code === 'HPE_CLOSED_CONNECTION' || !socket.writable || inProgress?.headersSent) {
-    socket.destroy();
-    return;
-  }
-  const body = JSON.stringify({ errors: [{ message: REASON[status] }] });
-  socket.end(
-    `HTTP/1.1 ${status} ${REASON[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
 }
 
 export function createHttpServer({ app, graphql, log, rateLimiter }: HttpServerOptions): http.Server {

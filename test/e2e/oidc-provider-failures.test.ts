@@ -253,7 +253,18 @@ describe('code exchange with a hostile or broken provider', () => {
     {
       name: 'HTTP 400 invalid_grant',
       reply: () => ({ status: 400, body: { error: 'invalid_grant', error_description: 'Code expired' } }),
-      message: 'Code expired',
+      // The provider's own words go to the log, not to the storefront.
+      message: 'The authorization code is invalid or expired.',
+    },
+    {
+      name: 'HTTP 401 invalid_client (a wrong client secret is not an "invalid token")',
+      reply: () => ({ status: 401, body: { error: 'invalid_client', error_description: 'client authentication failed' } }),
+      message: "The identity provider rejected this server's client credentials.",
+    },
+    {
+      name: 'HTTP 429 with an OAuth error body',
+      reply: () => ({ status: 429, body: { error: 'slow_down' } }),
+      message: 'The identity provider is unavailable. Please try again later.',
     },
     {
       name: 'HTTP 500',

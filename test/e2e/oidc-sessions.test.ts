@@ -50,7 +50,9 @@ const accounts = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'he
 }));
 
 beforeAll(async () => {
-  s = await startTestServer({ OUTBOUND_ALLOW_PRIVATE_ADDRESSES: 'true' });
+  // No reuse grace here: a replayed rotated token is refused at once (sessions-resilience.test.ts
+  // covers the grace window).
+  s = await startTestServer({ OUTBOUND_ALLOW_PRIVATE_ADDRESSES: 'true', REFRESH_TOKEN_REUSE_INTERVAL_SECONDS: '0' });
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
   providerKey = privateKey;
   providerKid = `provider-${randomUUID()}`;

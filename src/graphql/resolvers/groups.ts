@@ -16,7 +16,7 @@ import { effectivePermissions } from '../../accounts/users.ts';
 import { createGroup, deleteGroup, updateGroup, type GroupChange, type GroupCreateInput, type GroupUpdateInput } from '../../accounts/groups-admin.ts';
 import { parseGlobalIdOf } from '../global-id.ts';
 import { requirePermission, type GraphQLContext } from '../context.ts';
-import { adminErrorItems, requireStaffManager, type AdminErrorItem } from './staff.ts';
+import { runAdminMutation, type AdminErrorItem } from './staff.ts';
 import type { UserNode } from './users.ts';
 
 /** PermissionGroupErrorCode values (channels left out for now). */
@@ -33,19 +33,20 @@ const GROUP_CODES: ReadonlySet<string> = new Set([
 
 const groupErrors = (items: AdminErrorItem[]) => ({ errors: items, permissionGroupErrors: items });
 
-async function run(ctx: GraphQLContext, type: string, where: string, target: string | null, change: (requester: Requester) => Promise<GroupChange>) {
-  const requester = await requireStaffManager(ctx);
-  const audit = { type, actorUserId: requester.userId, ip: ctx.req.ip, userAgent: ctx.req.userAgent, requestId: ctx.req.requestId };
-  try {
-    const result = await change(requester);
-    for (const id of result.affectedUserIds) ctx.app.authenticator.forgetUser(id);
-    await ctx.app.audit.record({ ...audit, outcome: 'success', detail: { groupId: result.group.id, ...result.detail } });
-    return { group: result.group, ...groupErrors([]) };
-  } catch (e) {
-    const items = adminErrorItems(ctx, e, where, GROUP_CODES);
-    await ctx.app.audit.record({ ...audit, outcome: 'failure', detail: { id: target, errors: items.map((i) => `${i.field ?? '-'}:${i.code}`) } });
-    return { group: null, ...groupErrors(items) };
-  }
+function run(ctx: GraphQLContext, type: string, where: string, target: string | null, change: (requester: Requester) => Promise<GroupChange>) {
+  return runAdminMutation(
+    ctx,
+    {
+      type,
+      where,
+      target,
+      codes: GROUP_CODES,
+      errorLists: groupErrors,
+      success: (r: GroupChange) => ({ payload: { group: r.group }, audit: { detail: { groupId: r.group.id, ...r.detail } } }),
+      failure: { group: null },
+    },
+    change,
+  );
 }
 
 export const groupResolvers = {

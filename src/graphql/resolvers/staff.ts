@@ -64,20 +64,52 @@ const STAFF_CODES: ReadonlySet<string> = new Set([
 
 const staffErrors = (items: AdminErrorItem[]) => ({ errors: items, staffErrors: items });
 
-/** Runs one staff mutation: the change, then forget + audit; or the typed errors, audited. */
-async function run(ctx: GraphQLContext, type: string, where: string, target: string | null, change: (requester: Requester) => Promise<StaffChange>) {
+/** What one admin mutation says about itself: its audit type, its error list's names and codes. */
+export interface AdminMutation<C> {
+  type: string;
+  where: string;
+  /** The id the mutation is about (audited on failure). */
+  target: string | null;
+  codes: ReadonlySet<string>;
+  /** `errors` plus the deprecated duplicate (staffErrors / permissionGroupErrors). */
+  errorLists: (items: AdminErrorItem[]) => Record<string, AdminErrorItem[]>;
+  /** The payload's object field on success, and what the success audit row adds. */
+  success: (change: C) => { payload: Record<string, unknown>; audit: { userId?: number; detail: Record<string, unknown> } };
+  /** The payload's object field on failure (null). */
+  failure: Record<string, null>;
+}
+
+/** Runs one staff or group mutation: the change, then forget + audit; or the typed errors, audited. */
+export async function runAdminMutation<C extends { affectedUserIds: number[] }>(ctx: GraphQLContext, m: AdminMutation<C>, change: (requester: Requester) => Promise<C>) {
   const requester = await requireStaffManager(ctx);
-  const audit = { type, actorUserId: requester.userId, ip: ctx.req.ip, userAgent: ctx.req.userAgent, requestId: ctx.req.requestId };
+  const audit = { type: m.type, actorUserId: requester.userId, ip: ctx.req.ip, userAgent: ctx.req.userAgent, requestId: ctx.req.requestId };
   try {
     const result = await change(requester);
     for (const id of result.affectedUserIds) ctx.app.authenticator.forgetUser(id);
-    await ctx.app.audit.record({ ...audit, outcome: 'success', userId: result.user.id, detail: result.detail });
-    return { user: result.user, ...staffErrors([]) };
+    const { payload, audit: extra } = m.success(result);
+    await ctx.app.audit.record({ ...audit, outcome: 'success', ...extra });
+    return { ...payload, ...m.errorLists([]) };
   } catch (e) {
-    const items = adminErrorItems(ctx, e, where, STAFF_CODES);
-    await ctx.app.audit.record({ ...audit, outcome: 'failure', detail: { id: target, errors: items.map((i) => `${i.field ?? '-'}:${i.code}`) } });
-    return { user: null, ...staffErrors(items) };
+    const items = adminErrorItems(ctx, e, m.where, m.codes);
+    await ctx.app.audit.record({ ...audit, outcome: 'failure', detail: { id: m.target, errors: items.map((i) => `${i.field ?? '-'}:${i.code}`) } });
+    return { ...m.failure, ...m.errorLists(items) };
   }
+}
+
+function run(ctx: GraphQLContext, type: string, where: string, target: string | null, change: (requester: Requester) => Promise<StaffChange>) {
+  return runAdminMutation(
+    ctx,
+    {
+      type,
+      where,
+      target,
+      codes: STAFF_CODES,
+      errorLists: staffErrors,
+      success: (r: StaffChange) => ({ payload: { user: r.user }, audit: { userId: r.user.id, detail: r.detail } }),
+      failure: { user: null },
+    },
+    change,
+  );
 }
 
 export const staffResolvers = {

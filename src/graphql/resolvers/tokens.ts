@@ -58,6 +58,8 @@ export const tokenResolvers = {
     tokensDeactivateAll: async (_: unknown, __: unknown, ctx: GraphQLContext) => {
       const principal = await requireUser(ctx);
       await deactivateAllTokens(ctx.app.db.prisma, principal.user.id);
+      // Refresh tokens too: every session of the user ends.
+      await ctx.app.sessions.revokeUser(principal.user.id, 'tokens-deactivated');
       ctx.app.authenticator.forgetUser(principal.user.id);
       await ctx.app.audit.record({
         type: 'tokens.deactivated',

@@ -39,11 +39,19 @@ export function providerFailure(e: unknown, where: string): AppError {
   if (err instanceof ProviderRefusedError) {
     const detail = `${where}: ${err.error}${err.description ? ` (${err.description})` : ''}${status ? ` HTTP ${status}` : ''}`;
     if (status === 429 || (status !== undefined && status >= 500)) return new AppError('provider_unavailable', UNAVAILABLE_MESSAGE, detail, { cause: e });
-    if (err.error === 'invalid_grant') return new AppError('grant_ended', 'The identity provider ended the grant.', detail, { cause: e });
+    if (err.error === 'invalid_grant') {
+      // At the code exchange: the code is spent or expired. At a refresh: the grant is dead
+      // (the reason recorded on the session; the provider's words stay in the log).
+      return where === 'token-exchange'
+        ? new AppError('provider_refused', 'The authorization code is invalid or expired.', detail, { cause: e })
+        : new AppError('grant_ended', 'The identity provider ended the grant.', 'provider refused: invalid_grant', { cause: e });
+    }
     if (CLIENT_ERRORS.has(err.error)) return new AppError('provider_client_rejected', CLIENT_REJECTED_MESSAGE, detail, { cause: e });
     return new AppError('provider_refused', `The identity provider refused the request (${err.error.replace(/[^\w.-]/g, '').slice(0, 64)}).`, detail, { cause: e });
   }
-  if (err instanceof ProviderUnavailableError) return new AppError('provider_unavailable', UNAVAILABLE_MESSAGE, `${where}: ${err.message}`, { cause: e });
+  if (err instanceof ProviderUnavailableError) {
+    return new AppError('provider_unavailable', UNAVAILABLE_MESSAGE, `${where}: ${err.message}${status ? ` (HTTP ${status})` : ''}`, { cause: e });
+  }
   if (err instanceof ProviderTokenError) return new AppError('provider_token_invalid', INVALID_TOKEN_MESSAGE, `${where}: ${err.message}`, { cause: e });
   return new AppError('provider_unavailable', UNAVAILABLE_MESSAGE, `${where}: ${(err as Error).message}`, { cause: e });
 }

@@ -5,7 +5,6 @@
 import type { PluginKind, PluginSettings } from '../contract.ts';
 import { OIDC_FIELDS, OIDC_PLUGIN_KIND, DEFAULT_OIDC_PLUGIN_NAME, validateOidcSettings } from './settings.ts';
 import { OidcConnection, type OidcServices } from './connection.ts';
-import { SessionStore } from '../../sessions/store.ts';
 
 export type { OidcServices };
 
@@ -25,11 +24,11 @@ export const openIdConnectKind: PluginKind<OidcServices> = {
    */
   async afterUpdate(id, changed, services) {
     if (!changed.some((name) => PROVIDER_IDENTITY_FIELDS.has(name))) return;
-    await new SessionStore(services.prisma, services.box).revokeAllOf(id, 'connection-reconfigured');
+    await services.sessions.revokeConnection(id, 'connection-reconfigured');
   },
   /** A removed connection's sessions end with it. */
   async afterRemove(id, services) {
-    await new SessionStore(services.prisma, services.box).revokeAllOf(id, 'connection-deleted');
+    await services.sessions.revokeConnection(id, 'connection-deleted');
   },
 };
 

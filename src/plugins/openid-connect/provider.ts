@@ -14,6 +14,7 @@
 import * as oidc from 'openid-client';
 import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { OidcSettings } from './settings.ts';
+import { OutboundError } from '../../net/guarded-fetch.ts';
 import { ALLOWED_JWS_ALGORITHMS, JwksCache, JwksError, UnknownSigningKeyError } from './jwks.ts';
 
 /** Metadata is re-discovered after this long. */
@@ -76,11 +77,13 @@ interface Resolved {
   jwks: JwksCache | undefined;
 }
 
+/** A failure to reach the provider at all: told apart by class and code, never by message. */
 function isNetworkFailure(e: unknown): boolean {
   for (let c: unknown = e; c; c = (c as { cause?: unknown }).cause) {
-    const name = (c as Error).name;
-    if (name === 'OutboundError' || name === 'TimeoutError' || name === 'AbortError' || name === 'JwksError') return true;
-    if (c instanceof TypeError && /fetch failed/.test(c.message)) return true;
+    if (c instanceof OutboundError || c instanceof JwksError) return true;
+    // AbortSignal.timeout() / abort(): openid-client's own time limit.
+    if (c instanceof DOMException && (c.code === DOMException.TIMEOUT_ERR || c.code === DOMException.ABORT_ERR)) return true;
+    if (c === (c as { cause?: unknown }).cause) break;
   }
   return false;
 }
