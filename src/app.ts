@@ -54,8 +54,8 @@ export async function createServices(config: Config, log: Logger, role: 'server'
     const identity = new IdentityService(db.prisma);
     const sessions = new SessionService(db.prisma, box, identity, audit, {
       reuseIntervalMs: config.refreshTokenReuseIntervalSeconds * 1000,
-      // Outlasts every provider call of a refresh (token endpoint, JWKS, userinfo).
-      leaseMs: 3 * config.outboundTimeoutMs + 5000,
+      // Outlasts every provider call of a refresh (discovery, token endpoint, JWKS, userinfo).
+      leaseMs: 4 * config.outboundTimeoutMs + 5000,
       pollMs: 50,
     });
     const pluginServices: OidcServices = {

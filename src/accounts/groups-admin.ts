@@ -1,7 +1,8 @@
 /**
  * permissionGroupCreate, permissionGroupUpdate and permissionGroupDelete under Saleor's rules
  * (saleor/graphql/account/mutations/permission_group/). The resolver checks MANAGE_STAFF and
- * refuses apps; here each mutation is one serialised transaction (see staff-admin.ts) that
+ * refuses apps; here each mutation is one serialised transaction (see staff-admin.ts) that judges
+ * the requester as its locked snapshot has them (not by a possibly stale cached principal) and
  * writes only when the pure plan* functions found nothing. Errors are PermissionGroupError:
  * - create: name REQUIRED (blank) / UNIQUE; addPermissions the requester lacks:
  *   OUT_OF_SCOPE_PERMISSION; addUsers who are not staff: ASSIGN_NON_STAFF_MEMBER.
@@ -187,14 +188,14 @@ function nameRace(e: unknown): never {
 
 const notFound = () => new FieldErrors([new RuleError('id', 'NOT_FOUND', "Couldn't resolve to a node.")]);
 
-/** The group `groupId` names, inside the transaction, with the users `userIds` name. */
-async function loadTarget(tx: Tx, groupId: string, userIds: Array<string | null | undefined> = []) {
+/** The group `groupId` names, inside the transaction, with the users `userIds` name (and the requester, see loadWorld). */
+async function loadTarget(tx: Tx, principal: Requester, groupId: string, userIds: Array<string | null | undefined> = []) {
   const id = parseGlobalIdOf('Group', groupId);
   const extra = userIds.map((u) => (u ? parseGlobalIdOf('User', u) : null)).filter((u): u is number => u !== null);
-  const world = await loadWorld(tx, extra);
+  const { world, requester } = await loadWorld(tx, principal, extra);
   const group = id === null ? undefined : world.groups.get(id);
   if (!group) throw notFound();
-  return { world, group };
+  return { world, requester, group };
 }
 
 const userIdsOf = (raw: readonly string[] | null | undefined) => (raw ?? []).map((u) => parseGlobalIdOf('User', u)).filter((u): u is number => u !== null);
@@ -203,9 +204,9 @@ async function addMembers(tx: Tx, groupId: number, userIds: number[]): Promise<v
   if (userIds.length) await tx.groupMember.createMany({ data: userIds.map((userId) => ({ userId, groupId })), skipDuplicates: true });
 }
 
-export async function createGroup(prisma: Prisma, requester: Requester, input: GroupCreateInput): Promise<GroupChange> {
+export async function createGroup(prisma: Prisma, principal: Requester, input: GroupCreateInput): Promise<GroupChange> {
   return adminTransaction(prisma, async (tx) => {
-    const world = await loadWorld(tx, userIdsOf(input.addUsers));
+    const { world, requester } = await loadWorld(tx, principal, userIdsOf(input.addUsers));
     const plan = planGroupCreate(world, requester, input);
     if (plan.errors.length) throw new FieldErrors(plan.errors);
     const group = await tx.permissionGroup.create({ data: { name: plan.next.name, permissions: [...plan.next.permissions] } });
@@ -214,9 +215,9 @@ export async function createGroup(prisma: Prisma, requester: Requester, input: G
   }).catch(nameRace);
 }
 
-export async function updateGroup(prisma: Prisma, requester: Requester, groupId: string, input: GroupUpdateInput): Promise<GroupChange> {
+export async function updateGroup(prisma: Prisma, principal: Requester, groupId: string, input: GroupUpdateInput): Promise<GroupChange> {
   return adminTransaction(prisma, async (tx) => {
-    const { world, group } = await loadTarget(tx, groupId, [...(input.addUsers ?? []), ...(input.removeUsers ?? [])]);
+    const { world, requester, group } = await loadTarget(tx, principal, groupId, [...(input.addUsers ?? []), ...(input.removeUsers ?? [])]);
     const plan = planGroupUpdate(world, requester, group, input);
     if (plan.errors.length) throw new FieldErrors(plan.errors);
     const permissionsChanged = plan.next.permissions.join() !== group.permissions.join();
@@ -240,9 +241,9 @@ export async function updateGroup(prisma: Prisma, requester: Requester, groupId:
   }).catch(nameRace);
 }
 
-export async function deleteGroup(prisma: Prisma, requester: Requester, groupId: string): Promise<GroupChange> {
+export async function deleteGroup(prisma: Prisma, principal: Requester, groupId: string): Promise<GroupChange> {
   return adminTransaction(prisma, async (tx) => {
-    const { world, group } = await loadTarget(tx, groupId);
+    const { world, requester, group } = await loadTarget(tx, principal, groupId);
     const errors = planGroupDelete(world, requester, group);
     if (errors.length) throw new FieldErrors(errors);
     const members = membersOf(world, group.id);

@@ -8,6 +8,8 @@
  * - A requester can manage a group when they hold all of its permissions
  *   (can_user_manage_group_permissions), and a user when they hold all of that user's
  *   permissions (get_out_of_scope_users). Editable groups are only a staff member's.
+ * - The requester is who the world says (requesterIn): an active staff user holding MANAGE_STAFF,
+ *   with the world's permissions ∩ their token's, whatever their (possibly cached) principal says.
  * - Every permission someone could manage before a change must stay manageable after it: held,
  *   together with MANAGE_STAFF, by at least one active staff member (the LEFT_NOT_MANAGEABLE_
  *   PERMISSION family of checks).
@@ -53,6 +55,28 @@ export interface Requester {
   userId: number;
   isStaff: boolean;
   permissions: readonly PermissionCode[];
+}
+
+/**
+ * The requester as `world` has them, or null when they may no longer manage staff. The principal a
+ * request comes with may be cached (stale): the user must still exist and be active and staff, and
+ * their permissions are those the world gives them ∩ those of the principal (what their token
+ * grants), among which MANAGE_STAFF must still be.
+ */
+export function requesterIn(world: World, requester: Requester): Requester | null {
+  const user = world.users.get(requester.userId);
+  if (!user?.isActive || !user.isStaff) return null;
+  const granted = new Set(requester.permissions);
+  const permissions = permissionsOf(world, user).filter((p) => granted.has(p));
+  return permissions.includes('MANAGE_STAFF') ? { userId: user.id, isStaff: true, permissions } : null;
+}
+
+/** The requester lost MANAGE_STAFF, or their account, since their principal was cached. */
+export class StaffManagerRequired extends Error {
+  constructor() {
+    super('You need one of the following permissions: MANAGE_STAFF');
+    this.name = 'StaffManagerRequired';
+  }
 }
 
 export function makeWorld(users: readonly WorldUser[], groups: readonly WorldGroup[]): World {

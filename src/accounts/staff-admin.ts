@@ -4,7 +4,12 @@
  * here each mutation is one transaction, serialised with every other staff or group change
  * (adminTransaction), that loads the world, asks the pure plan* functions and writes only when
  * they found nothing: a refused mutation writes nothing, and two concurrent changes cannot
- * together leave a permission unmanageable. Errors are StaffError (AccountErrorCode):
+ * together leave a permission unmanageable. The requester is judged as that locked snapshot has
+ * them, not by the request's principal, which may be cached (up to 30 s stale, on another
+ * instance than the one that demoted them): they must still be an active staff user, their
+ * permissions are the snapshot's ∩ those their token grants, and without MANAGE_STAFF among them
+ * the mutation is refused (StaffManagerRequired; the resolver's PermissionDenied) before anything
+ * else is checked. Errors are StaffError (AccountErrorCode):
  * - staffCreate: email REQUIRED / INVALID / UNIQUE (a staff user has it). An existing non-staff
  *   user with that email is promoted (Saleor), unless their permissions exceed the requester's
  *   (OUT_OF_SCOPE_USER, ours). addGroups the requester cannot manage: OUT_OF_SCOPE_GROUP;
@@ -42,7 +47,9 @@ import {
   makeWorld,
   permissionErrors,
   permissionsOf,
+  requesterIn,
   resolveIds,
+  StaffManagerRequired,
   withUser,
   withoutUser,
   type Requester,
@@ -60,17 +67,25 @@ export function adminTransaction<T>(prisma: Prisma, fn: (tx: Tx) => Promise<T>):
   });
 }
 
-/** Every group, and every user who is staff, in a group, or named in `extraUserIds`. */
-export async function loadWorld(tx: Tx, extraUserIds: readonly number[] = []): Promise<World> {
+/**
+ * Every group, and every user who is staff, in a group, the requester or named in `extraUserIds`;
+ * and the requester as this snapshot has them (requesterIn), whom the change must be judged by:
+ * the request's principal may be cached, so stale. Throws StaffManagerRequired (nothing written)
+ * when they may no longer manage staff.
+ */
+export async function loadWorld(tx: Tx, requester: Requester, extraUserIds: readonly number[] = []): Promise<{ world: World; requester: Requester }> {
   const groups = await tx.permissionGroup.findMany({ select: { id: true, name: true, permissions: true } });
   const users = await tx.user.findMany({
-    where: { OR: [{ isStaff: true }, { groups: { some: {} } }, { id: { in: [...extraUserIds] } }] },
+    where: { OR: [{ isStaff: true }, { groups: { some: {} } }, { id: { in: [requester.userId, ...extraUserIds] } }] },
     select: { id: true, isActive: true, isStaff: true, permissions: true, groups: { select: { groupId: true } } },
   });
-  return makeWorld(
+  const world = makeWorld(
     users.map(({ groups: memberships, ...u }) => ({ ...u, permissions: knownPermissions(u.permissions), groupIds: memberships.map((g) => g.groupId) })),
     groups.map((g) => ({ ...g, permissions: knownPermissions(g.permissions) })),
   );
+  const current = requesterIn(world, requester);
+  if (!current) throw new StaffManagerRequired();
+  return { world, requester: current };
 }
 
 /** Ends every live session of a user. Alone, so that the session service can take it over. */
@@ -221,11 +236,11 @@ async function changeMemberships(tx: Tx, userId: number, add: number[], remove: 
   if (remove.length) await tx.groupMember.deleteMany({ where: { userId, groupId: { in: remove } } });
 }
 
-export async function createStaff(prisma: Prisma, requester: Requester, input: StaffCreateInput): Promise<StaffChange> {
+export async function createStaff(prisma: Prisma, principal: Requester, input: StaffCreateInput): Promise<StaffChange> {
   return adminTransaction(prisma, async (tx) => {
     const email = normalizeEmail(input.email ?? '');
     const owner = email ? await tx.user.findUnique({ where: { email }, select: { id: true } }) : null;
-    const world = await loadWorld(tx, owner ? [owner.id] : []);
+    const { world, requester } = await loadWorld(tx, principal, owner ? [owner.id] : []);
     const existing = owner ? (world.users.get(owner.id) ?? null) : null;
     const plan = planStaffCreate(world, requester, input, existing);
     if (plan.errors.length) throw new FieldErrors(plan.errors);
@@ -241,20 +256,28 @@ export async function createStaff(prisma: Prisma, requester: Requester, input: S
 
 const notFound = () => new FieldErrors([new RuleError('id', 'NOT_FOUND', "Couldn't resolve to a node.")]);
 
-/** Runs `change` in one admin transaction on the existing user `userId` (NOT_FOUND otherwise). */
-function onExistingUser<T>(prisma: Prisma, userId: string, change: (tx: Tx, world: World, target: WorldUser, id: number) => Promise<T>): Promise<T> {
+/**
+ * Runs `change` in one admin transaction on the existing user `userId` (NOT_FOUND otherwise), with
+ * the requester as the transaction's snapshot has them (see loadWorld).
+ */
+function onExistingUser<T>(
+  prisma: Prisma,
+  principal: Requester,
+  userId: string,
+  change: (tx: Tx, world: World, requester: Requester, target: WorldUser, id: number) => Promise<T>,
+): Promise<T> {
   const id = parseGlobalIdOf('User', userId);
   if (id === null) throw notFound();
   return adminTransaction(prisma, async (tx) => {
-    const world = await loadWorld(tx, [id]);
+    const { world, requester } = await loadWorld(tx, principal, [id]);
     const target = world.users.get(id);
     if (!target) throw notFound();
-    return change(tx, world, target, id);
+    return change(tx, world, requester, target, id);
   });
 }
 
-export async function updateStaff(prisma: Prisma, requester: Requester, userId: string, input: StaffUpdateInput): Promise<StaffChange> {
-  return onExistingUser(prisma, userId, async (tx, world, target, id) => {
+export async function updateStaff(prisma: Prisma, principal: Requester, userId: string, input: StaffUpdateInput): Promise<StaffChange> {
+  return onExistingUser(prisma, principal, userId, async (tx, world, requester, target, id) => {
     const email = input.email != null ? normalizeEmail(input.email) : null;
     const owner = email ? await tx.user.findUnique({ where: { email }, select: { id: true } }) : null;
     const plan = planStaffUpdate(world, requester, target, input, owner?.id ?? null);
@@ -285,8 +308,8 @@ export async function updateStaff(prisma: Prisma, requester: Requester, userId: 
   }).catch(emailRace);
 }
 
-export async function deleteStaff(prisma: Prisma, requester: Requester, userId: string): Promise<StaffChange> {
-  return onExistingUser(prisma, userId, async (tx, world, target, id) => {
+export async function deleteStaff(prisma: Prisma, principal: Requester, userId: string): Promise<StaffChange> {
+  return onExistingUser(prisma, principal, userId, async (tx, world, requester, target, id) => {
     const errors = planStaffDelete(world, requester, target);
     if (errors.length) throw new FieldErrors(errors);
     // Identities, sessions and memberships go with it (onDelete: Cascade).

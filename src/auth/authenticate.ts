@@ -88,6 +88,11 @@ export class Authenticator {
   private readonly inflight = new Map<string, Promise<Principal | null>>();
   /** Validations that reached past the cache (for tests and the benchmark). */
   misses = 0;
+  /**
+   * Bumped by every forget: a validation that started before a forget may have read what the
+   * forget was about (a session just ended), so its answer is not cached.
+   */
+  private generation = 0;
 
   constructor(
     private readonly prisma: Prisma,
@@ -124,9 +129,10 @@ export class Authenticator {
     if (hit !== undefined) return hit;
     let pending = this.inflight.get(key);
     if (!pending) {
+      const started = this.generation;
       pending = this.validate(token, req)
         .then((outcome) => {
-          this.remember(key, outcome);
+          if (started === this.generation) this.remember(key, outcome);
           return outcome.principal;
         })
         .finally(() => this.inflight.delete(key));
@@ -155,17 +161,20 @@ export class Authenticator {
 
   /** Forget cached principals of a user (after tokensDeactivateAll, deactivation, ...). */
   forgetUser(userId: number): void {
+    this.generation++;
     this.accepted.deleteWhere((c) => c.principal.kind === 'user' && c.principal.user.id === userId);
   }
 
   /** Forget cached principals of tokens minted for these sessions (they ended). */
   forgetSessions(sessionIds: readonly string[]): void {
     const ended = new Set(sessionIds);
+    this.generation++;
     this.accepted.deleteWhere((c) => c.sid !== undefined && ended.has(c.sid));
   }
 
   /** Forget everything (configuration changed). */
   clear(): void {
+    this.generation++;
     this.accepted.deleteWhere(() => true);
     this.refused.deleteWhere(() => true);
   }

@@ -1,7 +1,9 @@
 /**
  * The one error type for expected failures: AppError, told apart by `code` (never by message
- * text). `publicMessage` may be shown to the client; `detail` is for the log only (a provider's
- * raw error_description, an internal reason). The edges map codes onto Saleor's typed errors.
+ * text). `publicMessage` may be shown to the client; `detail` is our own short reason, for the
+ * log and the audit table (never a token, a secret or text a provider wrote); `providerMessage`
+ * is what a provider said (its error_description), for the log only. The edges map codes onto
+ * Saleor's typed errors.
  */
 export class AppError extends Error {
   constructor(
@@ -11,9 +13,13 @@ export class AppError extends Error {
     readonly publicMessage: string,
     /** For the log only. */
     readonly detail?: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; providerMessage?: string },
   ) {
     super(detail ? `${publicMessage} (${detail})` : publicMessage, options);
     this.name = 'AppError';
+    this.providerMessage = options?.providerMessage?.slice(0, 300);
   }
+
+  /** What the provider said (for the log only). */
+  readonly providerMessage: string | undefined;
 }

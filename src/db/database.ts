@@ -42,7 +42,11 @@ export async function openDatabase(
   } else {
     kind = 'embedded';
     const embedded = await openEmbeddedDatabase(config.dataDir, log, { attach: options.attach });
-    pool = new pg.Pool({ ...embedded.connection, max: 8, connectionTimeoutMillis: 30_000 });
+    // One connection: pglite-socket keeps one connection's protocol messages together only
+    // inside an explicit transaction, so concurrent connections get each other's portals and
+    // prepared statements (wrong rows, "portal does not exist"). PGlite runs one query at a
+    // time anyway.
+    pool = new pg.Pool({ ...embedded.connection, max: 1, connectionTimeoutMillis: 30_000 });
     closeBackend = embedded.close;
   }
   // An idle client that loses its server must not crash the process.

@@ -26,24 +26,29 @@ import type { IdentityRules, IdentityService, VerifiedIdentity } from '../identi
 import { SessionStore } from './store.ts';
 import { KeyedQueue } from './keyed-queue.ts';
 
-export interface ProviderRefreshResult {
+/** What the provider's token endpoint returned for a refresh (not verified yet). */
+export interface ProviderGrant {
   providerRefreshToken: string | null;
   idToken: string | null;
   grantedScope: string | null;
-  /** What a refreshed (and verified) id_token says; undefined when none came back. */
-  identity: VerifiedIdentity | undefined;
+  accessToken: string;
 }
 
 /**
- * A plugin's side of a refresh. `refreshAtProvider` throws AppError: `grant_ended` (the session
- * must end), `provider_unavailable`, `provider_client_rejected` (the session is kept).
+ * A plugin's side of a refresh. `refreshGrant` asks the provider and throws AppError
+ * `grant_ended` (the session must end), `provider_unavailable` or `provider_client_rejected`
+ * (the session is kept). `identityOf` verifies what came back (a refreshed id_token, completed
+ * from userinfo): undefined when there is no new id_token; throws `grant_ended` when it fails its
+ * checks, `provider_unavailable` when it cannot be checked now. The grant is stored between the
+ * two, so nothing the provider handed out is lost when the second step fails.
  */
 export interface RefreshPort {
   pluginId: string;
   /** The provider the connection points at now (a session of another one must not go there). */
   issuer: string;
   rules: IdentityRules;
-  refreshAtProvider(providerRefreshToken: string): Promise<ProviderRefreshResult>;
+  refreshGrant(providerRefreshToken: string): Promise<ProviderGrant>;
+  identityOf(grant: ProviderGrant): Promise<VerifiedIdentity | undefined>;
 }
 
 export interface RefreshRequest {
@@ -107,7 +112,8 @@ export class SessionRefresher {
   }
 
   private async refreshInTurn(request: RefreshRequest, port: RefreshPort, req: RequestInfo): Promise<RefreshOutcome> {
-    const deadline = Date.now() + this.timing.leaseMs;
+    // A waiter outlasts a crashed holder's lease.
+    const deadline = Date.now() + this.timing.leaseMs + 1000;
     for (;;) {
       const session = await this.store.get(request.sessionId);
       if (!session || session.pluginId !== port.pluginId || !SessionStore.isLive(session)) {
@@ -123,15 +129,23 @@ export class SessionRefresher {
         if (!graced) return this.end(session, 'refresh token reuse', req);
         return { user: await this.current(session, req), session, via: 'grace' };
       }
-      const recent = session.providerRefreshedAt !== null && Date.now() - session.providerRefreshedAt.getTime() < this.timing.reuseIntervalMs;
-      if (recent) {
-        const user = await this.current(session, req);
-        if (!request.rotate) return { user, session, via: 'recent' };
-        const rotated = await this.store.rotate(session.id, request.refreshTokenId);
-        if (rotated) return { user, session: rotated, via: 'recent' };
-        continue; // another instance rotated first: look again (the grace applies)
+      // While another refresh holds the session, wait for its outcome (then look again).
+      if (!SessionStore.leased(session)) {
+        const recent = session.providerRefreshedAt !== null && Date.now() - session.providerRefreshedAt.getTime() < this.timing.reuseIntervalMs;
+        if (recent) {
+          const user = await this.current(session, req);
+          if (!request.rotate) return { user, session, via: 'recent' };
+          const rotated = await this.store.rotate(session.id, request.refreshTokenId);
+          if (rotated) return { user, session: rotated, via: 'recent' };
+          continue; // another refresh rotated first: look again (the grace applies)
+        }
+        const holder = await this.store.acquireLease(session, this.timing.leaseMs);
+        if (holder) {
+          const outcome = await this.withLease(session, holder, request, port, req);
+          if (outcome) return outcome;
+          continue;
+        }
       }
-      if (await this.store.acquireLease(session.id, this.timing.leaseMs)) return this.withLease(session, request, port, req);
       if (Date.now() > deadline) throw new AppError('provider_unavailable', 'The identity provider is unavailable. Please try again later.', 'session refresh lease busy');
       await sleep(this.timing.pollMs);
     }
@@ -146,25 +160,31 @@ export class SessionRefresher {
     }
   }
 
-  private async withLease(session: Session, request: RefreshRequest, port: RefreshPort, req: RequestInfo): Promise<RefreshOutcome> {
-    let released = false;
+  /** Ends the session when the provider says the grant is over; rethrows anything else. */
+  private async orEnd<T>(session: Session, req: RequestInfo, step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (e) {
+      if (e instanceof AppError && e.code === 'grant_ended') return this.end(session, e.detail ?? 'provider ended the grant', req);
+      throw e;
+    }
+  }
+
+  /** The refresh proper, holding the lease. Null: another refresh rotated first (look again). */
+  private async withLease(session: Session, holder: string, request: RefreshRequest, port: RefreshPort, req: RequestInfo): Promise<RefreshOutcome | null> {
     try {
       const providerRefreshToken = this.store.providerRefreshToken(session);
       if (!providerRefreshToken) return await this.end(session, 'no provider refresh token', req);
-      let result: ProviderRefreshResult;
-      try {
-        result = await port.refreshAtProvider(providerRefreshToken);
-      } catch (e) {
-        if (e instanceof AppError && e.code === 'grant_ended') return await this.end(session, e.detail ?? 'provider ended the grant', req);
-        throw e;
-      }
-      await this.store.storeProviderTokens(session.id, result);
+      const grant = await this.orEnd(session, req, () => port.refreshGrant(providerRefreshToken));
+      // Stored at once: whatever fails next, the provider's newest refresh token is kept.
+      await this.store.storeProviderTokens(session.id, grant);
+      const identity = await this.orEnd(session, req, () => port.identityOf(grant));
       let user: AuthenticatedUser;
-      if (result.identity) {
+      if (identity) {
         // The session's user stays the session's user: another issuer or subject is refused.
-        if (result.identity.issuer !== session.issuer || result.identity.subject !== session.subject) return await this.end(session, 'identity changed', req);
+        if (identity.issuer !== session.issuer || identity.subject !== session.subject) return await this.end(session, 'identity changed', req);
         try {
-          user = await this.identity.resolve({ ...result.identity, scope: result.identity.scope ?? session.grantedScope }, port.rules);
+          user = await this.identity.resolve({ ...identity, scope: identity.scope ?? session.grantedScope }, port.rules);
         } catch (e) {
           if (e instanceof AppError) return await this.end(session, e.detail ?? e.code, req);
           throw e;
@@ -174,11 +194,9 @@ export class SessionRefresher {
       }
       if (!request.rotate) return { user, session, via: 'provider' };
       const rotated = await this.store.rotate(session.id, request.refreshTokenId);
-      released = rotated !== null;
-      if (!rotated) throw new AppError('session_ended', SESSION_ENDED, 'session ended during refresh');
-      return { user, session: rotated, via: 'provider' };
+      return rotated ? { user, session: rotated, via: 'provider' } : null;
     } finally {
-      if (!released) await this.store.releaseLease(session.id);
+      await this.store.releaseLease(session.id, holder);
     }
   }
 }

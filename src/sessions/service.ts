@@ -81,11 +81,10 @@ export class SessionService {
   }
 
   /** 'replayed' when this logout token was used before (nothing ends then), else the ended sessions. */
-  async backchannelLogout(facts: LogoutTokenFacts): Promise<'replayed' | Session[]> {
-    const fresh = await this.store.rememberLogoutToken(facts.issuer, facts.jti, new Date(facts.rememberUntil * 1000));
-    if (!fresh) return 'replayed';
-    return this.store.revokeByProvider(
-      { pluginId: facts.pluginId, issuer: facts.issuer, providerSid: facts.providerSid, subject: facts.subject, createdBefore: new Date((facts.iat + CLOCK_SKEW_SECONDS) * 1000) },
+  backchannelLogout(facts: LogoutTokenFacts): Promise<'replayed' | Session[]> {
+    return this.store.logoutByToken(
+      { issuer: facts.issuer, jti: facts.jti, rememberUntil: new Date(facts.rememberUntil * 1000) },
+      { pluginId: facts.pluginId, providerSid: facts.providerSid, subject: facts.subject, createdBefore: new Date((facts.iat + CLOCK_SKEW_SECONDS) * 1000) },
       'backchannel-logout',
     );
   }

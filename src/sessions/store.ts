@@ -77,20 +77,35 @@ export class SessionStore {
   }
 
   /**
-   * Takes the session's refresh lease until now + `ms`, if nobody holds it (or the holder's
-   * lease ran out). True when taken.
+   * Takes the session's refresh lease until now + `ms`, only if nobody holds it (or the holder's
+   * lease ran out) AND the session is still as `seen` (same current refresh-token id, same last
+   * provider refresh): a refresh never acts on a copy read before another one finished.
+   * Returns the holder id, or null.
    */
-  async acquireLease(id: string, ms: number): Promise<boolean> {
+  async acquireLease(seen: Session, ms: number): Promise<string | null> {
     const now = new Date();
+    const holder = newId();
     const { count } = await this.prisma.session.updateMany({
-      where: { id, ...live(), OR: [{ refreshLeaseUntil: null }, { refreshLeaseUntil: { lte: now } }] },
-      data: { refreshLeaseUntil: new Date(now.getTime() + ms) },
+      where: {
+        id: seen.id,
+        ...live(),
+        refreshTokenId: seen.refreshTokenId,
+        providerRefreshedAt: seen.providerRefreshedAt,
+        OR: [{ refreshLeaseUntil: null }, { refreshLeaseUntil: { lte: now } }],
+      },
+      data: { refreshLeaseUntil: new Date(now.getTime() + ms), refreshLeaseHolder: holder },
     });
-    return count === 1;
+    return count === 1 ? holder : null;
   }
 
-  async releaseLease(id: string): Promise<void> {
-    await this.prisma.session.updateMany({ where: { id }, data: { refreshLeaseUntil: null } });
+  /** Releases the lease, if `holder` still holds it (a holder whose lease ran out releases nothing). */
+  async releaseLease(id: string, holder: string): Promise<void> {
+    await this.prisma.session.updateMany({ where: { id, refreshLeaseHolder: holder }, data: { refreshLeaseUntil: null, refreshLeaseHolder: null } });
+  }
+
+  /** Someone holds the session's refresh lease now. */
+  static leased(s: Session): boolean {
+    return s.refreshLeaseUntil !== null && s.refreshLeaseUntil.getTime() > Date.now();
   }
 
   /**
@@ -116,13 +131,13 @@ export class SessionStore {
   /**
    * Moves the session to a new refresh-token id, only if `expectedRefreshTokenId` is still the
    * current one and the session is live; the old id becomes the previous one (reuse grace).
-   * Releases the lease. Null when the compare-and-set lost.
+   * Null when the compare-and-set lost.
    */
   async rotate(id: string, expectedRefreshTokenId: string): Promise<Session | null> {
     const now = new Date();
     const { count } = await this.prisma.session.updateMany({
       where: { id, refreshTokenId: expectedRefreshTokenId, ...live() },
-      data: { refreshTokenId: newId(), previousRefreshTokenId: expectedRefreshTokenId, rotatedAt: now, lastUsedAt: now, refreshLeaseUntil: null },
+      data: { refreshTokenId: newId(), previousRefreshTokenId: expectedRefreshTokenId, rotatedAt: now, lastUsedAt: now },
     });
     return count === 1 ? this.get(id) : null;
   }
@@ -158,35 +173,34 @@ export class SessionStore {
   }
 
   /**
-   * Remembers a back-channel logout token (issuer + jti) until it expires. False when it was
-   * already used: a replay, on whatever instance the first delivery landed.
+   * Back-channel logout in one transaction: remembers the logout token (issuer + jti) until it
+   * expires, and ends the matching sessions. 'replayed' when the token was used before (on
+   * whatever instance): nothing ends then. If ending fails, the token is not remembered either,
+   * so the provider's retry is honoured.
    */
-  async rememberLogoutToken(issuer: string, jti: string, expiresAt: Date): Promise<boolean> {
-    const { count } = await this.prisma.usedLogoutToken.createMany({ data: [{ issuer, jti, expiresAt }], skipDuplicates: true });
-    return count === 1;
-  }
-
-  /** Back-channel logout: by the provider's session id, or every session of a subject. */
-  async revokeByProvider(
-    where: { pluginId: string; issuer: string; providerSid?: string | undefined; subject?: string | undefined; createdBefore?: Date },
+  async logoutByToken(
+    token: { issuer: string; jti: string; rememberUntil: Date },
+    where: { pluginId: string; providerSid?: string | undefined; subject?: string | undefined; createdBefore: Date },
     reason: string,
-  ): Promise<Session[]> {
-    const filter = {
-      pluginId: where.pluginId,
-      issuer: where.issuer,
-      revokedAt: null,
-      ...(where.createdBefore ? { createdAt: { lte: where.createdBefore } } : {}),
-      ...(where.providerSid ? { providerSid: where.providerSid } : {}),
-      ...(where.subject ? { subject: where.subject } : {}),
-    };
-    const sessions = await this.prisma.session.findMany({ where: filter });
-    if (sessions.length) {
-      await this.prisma.session.updateMany({
-        where: { id: { in: sessions.map((s) => s.id) }, revokedAt: null },
-        data: { revokedAt: new Date(), revokedReason: reason },
-      });
-      this.revoked(sessions.map((x) => x.id));
-    }
-    return sessions;
+  ): Promise<'replayed' | Session[]> {
+    const ended = await this.prisma.$transaction(async (tx) => {
+      const { count } = await tx.usedLogoutToken.createMany({ data: [{ issuer: token.issuer, jti: token.jti, expiresAt: token.rememberUntil }], skipDuplicates: true });
+      if (count !== 1) return 'replayed' as const;
+      const filter = {
+        pluginId: where.pluginId,
+        issuer: token.issuer,
+        revokedAt: null,
+        createdAt: { lte: where.createdBefore },
+        ...(where.providerSid ? { providerSid: where.providerSid } : {}),
+        ...(where.subject ? { subject: where.subject } : {}),
+      };
+      const sessions = await tx.session.findMany({ where: filter });
+      if (sessions.length) {
+        await tx.session.updateMany({ where: { id: { in: sessions.map((x) => x.id) }, revokedAt: null }, data: { revokedAt: new Date(), revokedReason: reason } });
+      }
+      return sessions;
+    });
+    if (ended !== 'replayed') this.revoked(ended.map((x) => x.id));
+    return ended;
   }
 }

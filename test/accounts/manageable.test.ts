@@ -13,6 +13,7 @@ import {
   manageablePermissions,
   missingPermissions,
   permissionsOf,
+  requesterIn,
   withGroup,
   withUser,
   withoutGroup,
@@ -95,6 +96,21 @@ describe('primitives', () => {
   ])('editable groups of user %i: %j', (u, expected) => {
     const who = { isStaff: user(u).isStaff, permissions: permissionsOf(WORLD, user(u)) };
     expect(editableGroups(who, [...WORLD.groups.values()]).map((g) => g.id)).toEqual(expected);
+  });
+
+  it.each<[string, number, PermissionCode[], PermissionCode[] | null]>([
+    ['root, token granting all it holds', ROOT, ['MANAGE_STAFF', 'MANAGE_ORDERS', 'MANAGE_PRODUCTS', 'MANAGE_PLUGINS'], ['MANAGE_STAFF', 'MANAGE_ORDERS', 'MANAGE_PLUGINS', 'MANAGE_PRODUCTS']],
+    ['root, token granting less than it holds', ROOT, ['MANAGE_STAFF', 'MANAGE_ORDERS'], ['MANAGE_STAFF', 'MANAGE_ORDERS']],
+    ['limited, stale principal with a permission since taken away', LIMITED, ['MANAGE_STAFF', 'MANAGE_ORDERS', 'MANAGE_PLUGINS'], ['MANAGE_STAFF', 'MANAGE_ORDERS']],
+    ['translator, MANAGE_STAFF from a group', TRANSLATOR, ['MANAGE_STAFF', 'MANAGE_TRANSLATIONS'], ['MANAGE_STAFF', 'MANAGE_TRANSLATIONS']],
+    ['root, token not granting MANAGE_STAFF', ROOT, ['MANAGE_ORDERS'], null],
+    ['clerk, stale principal with MANAGE_STAFF since taken away', CLERK, ['MANAGE_STAFF', 'MANAGE_ORDERS'], null],
+    ['retired (inactive), stale principal', RETIRED, ['MANAGE_STAFF', 'MANAGE_SHIPPING'], null],
+    ['customer (not staff), stale principal', CUSTOMER, ['MANAGE_STAFF'], null],
+    ['a deleted user, stale principal', 99, ['MANAGE_STAFF'], null],
+  ])('the requester as the world has them: %s', (_, id, principal, expected) => {
+    const requester = requesterIn(WORLD, { userId: id, isStaff: true, permissions: principal });
+    expect(requester).toEqual(expected && { userId: id, isStaff: true, permissions: expected });
   });
 
   it.each([

@@ -208,9 +208,9 @@ describe('kill -9 during refreshes', () => {
     const tally = (xs: string[]) => Object.fromEntries([...new Set(xs)].sort().map((x) => [x, xs.filter((y) => y === x).length]));
     if (process.env['DEBUG_LOGS']) console.log(JSON.stringify({ answers, lost, restartMs, states: tally(states) }));
     // The client holds the current token or, where the answer was lost after the rotation, the
-    // previous one (the kill caught at least one such refresh: the grace is what is tested).
+    // previous one. (How many are 'previous' depends on where the kill fell; the reuse grace
+    // itself is tested deterministically in sessions-resilience.test.ts.)
     expect(states.filter((x) => !/^(current|previous)(\+lease)?$/.test(x))).toEqual([]);
-    expect(states.filter((x) => x.startsWith('previous')).length).toBeGreaterThan(0);
 
     // Every session refreshes with the newest token its client holds, then goes on.
     const after = await Promise.all(

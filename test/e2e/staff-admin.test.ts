@@ -187,6 +187,13 @@ describe('permission groups', () => {
     // About someone else: MANAGE_STAFF only.
     const ordersOnly = await tokenFor('orders-only@example.com');
     expect(topCode(await s.gql(sources, { u: limitedId }, { token: ordersOnly }))).toBe('PermissionDenied');
+    // editableGroups: MANAGE_STAFF only, even of oneself (the field null, the rest answered).
+    for (const token of [ordersOnly, await tokenFor('customer@example.com')]) {
+      const r = await s.gql(`{ me { email editableGroups { name } } }`, {}, { token });
+      expect(topCode(r)).toBe('PermissionDenied');
+      expect(r.body.errors?.[0]?.path).toEqual(['me', 'editableGroups']);
+      expect(r.body.data.me).toEqual({ email: expect.any(String), editableGroups: null });
+    }
   });
 });
 
@@ -325,6 +332,61 @@ describe('revocation', () => {
     expect(await prisma.session.findUnique({ where: { id: session.id } })).toMatchObject({ revokedAt: expect.any(Date), revokedReason: 'user-deactivated' });
     await succeed('staffUpdate', { id, input: { isActive: true } });
     expect((await me(token)).me).toBeNull();
+  });
+
+  /** Refused with a top-level PermissionDenied, as without MANAGE_STAFF, writing nothing. */
+  async function denied(mutation: Mutation, variables: Record<string, unknown>, token: string) {
+    const before = await dbState();
+    const r = await s.gql(DOCS[mutation], variables, { token });
+    expect(r.body.data[mutation]).toBeNull();
+    expect(topCode(r)).toBe('PermissionDenied');
+    expect(r.body.errors?.[0]?.message).toBe('You need one of the following permissions: MANAGE_STAFF');
+    expect(await dbState()).toEqual(before);
+  }
+
+  it('a demoted manager cannot restore their rights while their principal is still cached', async () => {
+    const { id, token } = await staffWithToken('stale@example.com', ['MANAGE_STAFF', 'MANAGE_ORDERS']);
+    const userId = Number(Buffer.from(id, 'base64').toString().split(':')[1]);
+    expect((await me(token)).denied).toBeNull();
+    // Demoted by another instance: this one's cached principal still has both permissions.
+    await prisma.user.update({ where: { id: userId }, data: { permissions: [] } });
+    expect(await me(token)).toMatchObject({ me: { userPermissions: [{ code: 'MANAGE_STAFF' }, { code: 'MANAGE_ORDERS' }] }, denied: null });
+    await denied('staffUpdate', { id, input: { addPermissions: ['MANAGE_STAFF', 'MANAGE_ORDERS'] } }, token);
+    expect((await prisma.user.findUnique({ where: { id: userId } }))!.permissions).toEqual([]);
+    const refusals = await prisma.auditEvent.findMany({ where: { actorUserId: userId } });
+    expect(refusals.map((e) => [e.type, e.outcome, e.detail])).toEqual([['staff.update', 'failure', { id, errors: ['-:PermissionDenied'] }]]);
+    // The stale principal is forgotten: the next request sees the demotion.
+    expect(await me(token)).toMatchObject({ me: { userPermissions: [] }, denied: 'PermissionDenied' });
+    await denied('staffUpdate', { id, input: { addPermissions: ['MANAGE_STAFF'] } }, token);
+  });
+
+  it('a manager whose group lost MANAGE_STAFF cannot give it back while their principal is still cached', async () => {
+    const { id } = await staffWithToken('stale-member@example.com', []);
+    const userId = Number(Buffer.from(id, 'base64').toString().split(':')[1]);
+    const g = await prisma.permissionGroup.create({ data: { name: 'Stale managers', permissions: ['MANAGE_STAFF'], members: { create: { userId } } } });
+    const member = await tokenFor('stale-member@example.com');
+    expect((await me(member)).denied).toBeNull();
+    await prisma.permissionGroup.update({ where: { id: g.id }, data: { permissions: [] } });
+    await denied('permissionGroupUpdate', { id: toGlobalId('Group', g.id), input: { addPermissions: ['MANAGE_STAFF'] } }, member);
+  });
+
+  it('a deactivated manager can change nothing while their principal is still cached', async () => {
+    const attempts: Array<[Mutation, (self: string) => Record<string, unknown>]> = [
+      ['staffUpdate', (self) => ({ id: self, input: { isActive: true } })],
+      ['staffCreate', () => ({ input: { email: 'accomplice@example.com', addPermissions: ['MANAGE_STAFF'] } })],
+      ['staffDelete', () => ({ id: limitedId })],
+      ['permissionGroupCreate', (self) => ({ input: { name: 'Comeback', addPermissions: ['MANAGE_STAFF'], addUsers: [self] } })],
+      ['permissionGroupUpdate', () => ({ id: groups['Orders'], input: { removeUsers: [limitedId] } })],
+      ['permissionGroupDelete', () => ({ id: groups['Orders'] })],
+    ];
+    for (const [mutation, variables] of attempts) {
+      const { id, token } = await staffWithToken(`stale-${mutation.toLowerCase()}@example.com`, ['MANAGE_STAFF', 'MANAGE_ORDERS']);
+      expect((await me(token)).denied).toBeNull();
+      await prisma.user.update({ where: { id: Number(Buffer.from(id, 'base64').toString().split(':')[1]) }, data: { isActive: false } });
+      expect((await me(token)).me).not.toBeNull();
+      await denied(mutation, variables(id), token);
+      expect((await me(token)).me).toBeNull();
+    }
   });
 
   it('audits every change and every refusal', async () => {

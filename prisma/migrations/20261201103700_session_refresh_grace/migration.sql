@@ -1,6 +1,7 @@
 -- AlterTable
 ALTER TABLE "sessions" ADD COLUMN     "previous_refresh_token_id" TEXT,
 ADD COLUMN     "provider_refreshed_at" TIMESTAMPTZ(3),
+ADD COLUMN     "refresh_lease_holder" TEXT,
 ADD COLUMN     "refresh_lease_until" TIMESTAMPTZ(3),
 ADD COLUMN     "rotated_at" TIMESTAMPTZ(3);
 

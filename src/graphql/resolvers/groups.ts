@@ -7,7 +7,10 @@
  * (`group.create`, `group.update`, `group.delete`).
  *
  * Where we differ from Saleor: sourcePermissionGroups(userId) about another user requires
- * MANAGE_STAFF (Saleor answers anyone who can reach a UserPermission, e.g. through `me`).
+ * MANAGE_STAFF (Saleor answers anyone who can reach a UserPermission, e.g. through `me`); so does
+ * User.editableGroups, even through `me` (Saleor checks nothing there: any staff user would see
+ * the names and permissions of groups, which permissionGroup(s) keep to MANAGE_STAFF). Without
+ * it: a PermissionDenied error, the field null.
  */
 import { GraphQLError } from 'graphql';
 import type { PermissionGroup } from '../../generated/prisma/client.ts';
@@ -16,7 +19,7 @@ import { effectivePermissions } from '../../accounts/users.ts';
 import { createGroup, deleteGroup, updateGroup, type GroupChange, type GroupCreateInput, type GroupUpdateInput } from '../../accounts/groups-admin.ts';
 import { parseGlobalIdOf } from '../global-id.ts';
 import { requirePermission, type GraphQLContext } from '../context.ts';
-import { runAdminMutation, type AdminErrorItem } from './staff.ts';
+import { runAdminMutation, type AdminErrorItem, type AdminMutation } from './staff.ts';
 import type { UserNode } from './users.ts';
 
 /** PermissionGroupErrorCode values (channels left out for now). */
@@ -33,21 +36,16 @@ const GROUP_CODES: ReadonlySet<string> = new Set([
 
 const groupErrors = (items: AdminErrorItem[]) => ({ errors: items, permissionGroupErrors: items });
 
-function run(ctx: GraphQLContext, type: string, where: string, target: string | null, change: (requester: Requester) => Promise<GroupChange>) {
-  return runAdminMutation(
-    ctx,
-    {
-      type,
-      where,
-      target,
-      codes: GROUP_CODES,
-      errorLists: groupErrors,
-      success: (r: GroupChange) => ({ payload: { group: r.group }, audit: { detail: { groupId: r.group.id, ...r.detail } } }),
-      failure: { group: null },
-    },
-    change,
-  );
-}
+/** How group mutations report (the rest of AdminMutation is per call). */
+const GROUP: Omit<AdminMutation<GroupChange>, 'type' | 'where' | 'target'> = {
+  codes: GROUP_CODES,
+  errorLists: groupErrors,
+  success: (r) => ({ payload: { group: r.group }, audit: { detail: { groupId: r.group.id, ...r.detail } } }),
+  failure: { group: null },
+};
+
+const run = (ctx: GraphQLContext, type: string, where: string, target: string | null, change: (requester: Requester) => Promise<GroupChange>) =>
+  runAdminMutation(ctx, { ...GROUP, type, where, target }, change);
 
 export const groupResolvers = {
   Query: {
@@ -73,8 +71,12 @@ export const groupResolvers = {
     },
   },
   User: {
-    /** The groups this user can manage (Saleor: of the user resolved, which for `me` is the requester). */
+    /**
+     * The groups this user can manage (Saleor: of the user resolved, which for `me` is the
+     * requester). Requires MANAGE_STAFF of the requester (ours).
+     */
     editableGroups: async (u: UserNode, _: unknown, ctx: GraphQLContext) => {
+      await requirePermission(ctx, ['MANAGE_STAFF']);
       const isStaff = u.granted?.isStaff ?? u.isStaff;
       if (!isStaff) return [];
       const permissions = u.granted?.permissions ?? (await effectivePermissions(ctx.app.db.prisma, u));

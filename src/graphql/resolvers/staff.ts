@@ -1,17 +1,24 @@
 /**
  * staffCreate, staffUpdate, staffDelete (rules in src/accounts/staff-admin.ts). Each requires
- * MANAGE_STAFF and a user: as in Saleor, apps are not allowed. After a change the affected users'
+ * MANAGE_STAFF and a user: as in Saleor, apps are not allowed. The request's principal is checked
+ * first; since it may be cached (stale), the change itself checks again against the database under
+ * the admin lock, and a requester who lost MANAGE_STAFF, or was deactivated, gets the same
+ * PermissionDenied (audited as a failure) and changes nothing. After a change the affected users'
  * cached principals are forgotten, so their next request sees their new permissions, groups or
  * active flag; every attempt is audited (`staff.create`, `staff.update`, `staff.delete`).
  */
 import { GraphQLError } from 'graphql';
 import { FieldError, FieldErrors } from '../../errors.ts';
-import { RuleError, type Requester } from '../../accounts/manageable.ts';
+import { RuleError, StaffManagerRequired, type Requester } from '../../accounts/manageable.ts';
 import { createStaff, deleteStaff, updateStaff, type StaffChange, type StaffCreateInput, type StaffUpdateInput } from '../../accounts/staff-admin.ts';
 import { permissionDenied, requirePermission, type GraphQLContext } from '../context.ts';
 import { toErrorItems } from '../results.ts';
 
-/** The requester of a staff or group mutation: MANAGE_STAFF, and a user (Saleor refuses apps). */
+/**
+ * The requester of a staff or group mutation: MANAGE_STAFF, and a user (Saleor refuses apps). From
+ * the request's principal, which may be stale: the admin transaction judges them again
+ * (loadWorld in staff-admin.ts).
+ */
 export async function requireStaffManager(ctx: GraphQLContext): Promise<Requester> {
   const principal = await requirePermission(ctx, ['MANAGE_STAFF']);
   if (principal.kind !== 'user') throw permissionDenied();
@@ -90,27 +97,28 @@ export async function runAdminMutation<C extends { affectedUserIds: number[] }>(
     await ctx.app.audit.record({ ...audit, outcome: 'success', ...extra });
     return { ...payload, ...m.errorLists([]) };
   } catch (e) {
+    if (e instanceof StaffManagerRequired) {
+      // Their cached principal is stale: forget it, so their next request sees the truth.
+      ctx.app.authenticator.forgetUser(requester.userId);
+      await ctx.app.audit.record({ ...audit, outcome: 'failure', detail: { id: m.target, errors: ['-:PermissionDenied'] } });
+      throw permissionDenied(['MANAGE_STAFF']);
+    }
     const items = adminErrorItems(ctx, e, m.where, m.codes);
     await ctx.app.audit.record({ ...audit, outcome: 'failure', detail: { id: m.target, errors: items.map((i) => `${i.field ?? '-'}:${i.code}`) } });
     return { ...m.failure, ...m.errorLists(items) };
   }
 }
 
-function run(ctx: GraphQLContext, type: string, where: string, target: string | null, change: (requester: Requester) => Promise<StaffChange>) {
-  return runAdminMutation(
-    ctx,
-    {
-      type,
-      where,
-      target,
-      codes: STAFF_CODES,
-      errorLists: staffErrors,
-      success: (r: StaffChange) => ({ payload: { user: r.user }, audit: { userId: r.user.id, detail: r.detail } }),
-      failure: { user: null },
-    },
-    change,
-  );
-}
+/** How staff mutations report (the rest of AdminMutation is per call). */
+const STAFF: Omit<AdminMutation<StaffChange>, 'type' | 'where' | 'target'> = {
+  codes: STAFF_CODES,
+  errorLists: staffErrors,
+  success: (r) => ({ payload: { user: r.user }, audit: { userId: r.user.id, detail: r.detail } }),
+  failure: { user: null },
+};
+
+const run = (ctx: GraphQLContext, type: string, where: string, target: string | null, change: (requester: Requester) => Promise<StaffChange>) =>
+  runAdminMutation(ctx, { ...STAFF, type, where, target }, change);
 
 export const staffResolvers = {
   Mutation: {

@@ -114,7 +114,7 @@ export class OidcConnection implements PluginInstance {
     if (e instanceof FieldError) return e;
     if (!(e instanceof AppError)) throw e;
     const level = e.code === 'provider_unavailable' || e.code === 'provider_client_rejected' ? 'warn' : 'info';
-    req.log[level](`${where} failed`, { pluginId: this.id, code: e.code, detail: e.detail });
+    req.log[level](`${where} failed`, { pluginId: this.id, code: e.code, detail: e.detail, providerMessage: e.providerMessage });
     if (e.code === 'provider_client_rejected') {
       req.log.warn('the provider rejected our client credentials: check client_id, client_secret and token_endpoint_auth_method', { pluginId: this.id });
     }

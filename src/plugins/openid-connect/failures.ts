@@ -37,17 +37,18 @@ export function providerFailure(e: unknown, where: string): AppError {
   const err = classifyProviderError(e);
   const status = statusOf(e);
   if (err instanceof ProviderRefusedError) {
-    const detail = `${where}: ${err.error}${err.description ? ` (${err.description})` : ''}${status ? ` HTTP ${status}` : ''}`;
-    if (status === 429 || (status !== undefined && status >= 500)) return new AppError('provider_unavailable', UNAVAILABLE_MESSAGE, detail, { cause: e });
+    const detail = `${where}: ${err.error.replace(/[^\w.-]/g, '').slice(0, 64)}${status ? ` HTTP ${status}` : ''}`;
+    const said = { cause: e, providerMessage: err.description };
+    if (status === 429 || (status !== undefined && status >= 500)) return new AppError('provider_unavailable', UNAVAILABLE_MESSAGE, detail, said);
     if (err.error === 'invalid_grant') {
       // At the code exchange: the code is spent or expired. At a refresh: the grant is dead
       // (the reason recorded on the session; the provider's words stay in the log).
       return where === 'token-exchange'
-        ? new AppError('provider_refused', 'The authorization code is invalid or expired.', detail, { cause: e })
-        : new AppError('grant_ended', 'The identity provider ended the grant.', 'provider refused: invalid_grant', { cause: e });
+        ? new AppError('provider_refused', 'The authorization code is invalid or expired.', detail, said)
+        : new AppError('grant_ended', 'The identity provider ended the grant.', 'provider refused: invalid_grant', said);
     }
-    if (CLIENT_ERRORS.has(err.error)) return new AppError('provider_client_rejected', CLIENT_REJECTED_MESSAGE, detail, { cause: e });
-    return new AppError('provider_refused', `The identity provider refused the request (${err.error.replace(/[^\w.-]/g, '').slice(0, 64)}).`, detail, { cause: e });
+    if (CLIENT_ERRORS.has(err.error)) return new AppError('provider_client_rejected', CLIENT_REJECTED_MESSAGE, detail, said);
+    return new AppError('provider_refused', `The identity provider refused the request (${err.error.replace(/[^\w.-]/g, '').slice(0, 64)}).`, detail, said);
   }
   if (err instanceof ProviderUnavailableError) {
     return new AppError('provider_unavailable', UNAVAILABLE_MESSAGE, `${where}: ${err.message}${status ? ` (HTTP ${status})` : ''}`, { cause: e });

@@ -103,7 +103,13 @@ export function classifyProviderError(e: unknown): ProviderUnavailableError | Pr
   if (code === 'OAUTH_RESPONSE_IS_NOT_JSON' || code === 'OAUTH_RESPONSE_IS_NOT_CONFORM') {
     return new ProviderUnavailableError('The identity provider gave an invalid response.', { cause: e });
   }
-  return new ProviderTokenError((e as Error)?.message ?? String(e), { cause: e });
+  // A protocol or token check that failed (oauth4webapi's OAUTH_* codes, jose's ERR_J*): the
+  // provider's answer is not acceptable. Anything else is not the provider's statement about
+  // the token (a bug, an unexpected failure): never treated as one (it would end sessions).
+  if ((typeof code === 'string' && (code.startsWith('OAUTH_') || code.startsWith('ERR_J'))) || e instanceof joseErrors.JOSEError) {
+    return new ProviderTokenError((e as Error)?.message ?? String(e), { cause: e });
+  }
+  return new ProviderUnavailableError('Unexpected failure talking to the identity provider.', { cause: e });
 }
 
 export class OidcProvider {

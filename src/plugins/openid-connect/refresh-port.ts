@@ -6,7 +6,7 @@
  */
 import * as oidc from 'openid-client';
 import { AppError } from '../../core/errors.ts';
-import type { ProviderRefreshResult, RefreshPort } from '../../sessions/refresh.ts';
+import type { ProviderGrant, RefreshPort } from '../../sessions/refresh.ts';
 import type { IdentityRules } from '../../identity/identity.ts';
 import type { OidcProvider } from './provider.ts';
 import type { OidcSettings } from './settings.ts';
@@ -33,24 +33,23 @@ export function refreshPort(pluginId: string, settings: OidcSettings, provider: 
     pluginId,
     issuer: provider.issuer,
     rules: identityRules(pluginId, settings),
-    async refreshAtProvider(providerRefreshToken: string): Promise<ProviderRefreshResult> {
+    async refreshGrant(providerRefreshToken: string): Promise<ProviderGrant> {
       let response: Awaited<ReturnType<typeof oidc.refreshTokenGrant>>;
       try {
         response = await oidc.refreshTokenGrant((await provider.get()).config, providerRefreshToken);
       } catch (e) {
         throw endsGrant(providerFailure(e, 'refresh'));
       }
-      const grantedScope = response.scope ?? null;
-      let identity;
-      if (response.id_token) {
-        try {
-          const claims = await provider.verifyIdToken(response.id_token, undefined);
-          identity = await providerProfile(provider, settings, claims, response.access_token, grantedScope);
-        } catch (e) {
-          throw endsGrant(providerFailure(e, 'refresh-id-token'));
-        }
+      return { providerRefreshToken: response.refresh_token ?? null, idToken: response.id_token ?? null, grantedScope: response.scope ?? null, accessToken: response.access_token };
+    },
+    async identityOf(grant: ProviderGrant) {
+      if (!grant.idToken) return undefined;
+      try {
+        const claims = await provider.verifyIdToken(grant.idToken, undefined);
+        return await providerProfile(provider, settings, claims, grant.accessToken, grant.grantedScope);
+      } catch (e) {
+        throw endsGrant(providerFailure(e, 'refresh-id-token'));
       }
-      return { providerRefreshToken: response.refresh_token ?? null, idToken: response.id_token ?? null, grantedScope, identity };
     },
   };
 }
