@@ -203,6 +203,7 @@ async function main() {
     OUTBOUND_ALLOW_PRIVATE_ADDRESSES: 'true',
     // As deployed: production mode, the default log level (every refusal is a log line).
     NODE_ENV: 'production',
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
     LOG_LEVEL: 'info',
   };
   let server: ChildProcess | undefined;

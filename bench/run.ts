@@ -105,6 +105,7 @@ async function main() {
     LOG_LEVEL: 'warn',
     // As deployed: production mode (graphql-js skips its development-only checks).
     NODE_ENV: 'production',
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
   };
   let server: ChildProcess | undefined;
   const url = `http://127.0.0.1:${port}`;

@@ -25,6 +25,7 @@ import { SessionService } from './sessions/service.ts';
 import type { AppServices } from './graphql/context.ts';
 import { createGraphQLServer } from './graphql/server.ts';
 import { createHttpServer } from './http/server.ts';
+import { Drain } from './http/drain.ts';
 import { RequestRateLimiter } from './core/rate-limit.ts';
 
 export const BUILTIN_PLUGINS: readonly BuiltinPlugin[] = [
@@ -99,6 +100,12 @@ export interface RunningServer {
   server: http.Server;
   /** Base URL the server listens on, e.g. http://127.0.0.1:8000 */
   url: string;
+  /**
+   * Graceful stop: /readyz turns 503, no new connections are accepted, requests in flight get
+   * up to `graceMs` to finish, then everything closes. True when nothing had to be cut.
+   */
+  shutdown(graceMs: number): Promise<boolean>;
+  /** Immediate stop (what remains in flight is cut). */
   close(): Promise<void>;
 }
 
@@ -113,7 +120,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     rateLimiter = RequestRateLimiter.create({ perMinute: config.rateLimitPerIpPerMinute, redisUrl: config.redisUrl }, log);
     const graphql = createGraphQLServer(log, config, rateLimiter);
     await graphql.start();
-    const server = createHttpServer({ app, graphql, log, rateLimiter });
+    const drain = new Drain();
+    const server = createHttpServer({ app, graphql, log, rateLimiter, drain });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.port, config.host, () => {
@@ -126,10 +134,19 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
     log.info('server listening', { url, publicUrl: config.publicUrl, database: app.db.kind });
     let closing: Promise<void> | undefined;
-    return {
+    const running: RunningServer = {
       app,
       server,
       url,
+      async shutdown(graceMs: number) {
+        drain.begin();
+        server.close();
+        server.closeIdleConnections();
+        const clean = await drain.idle(graceMs);
+        if (!clean) log.warn('shutdown grace period over: cutting requests in flight', { pending: drain.pending });
+        await running.close();
+        return clean;
+      },
       close: () =>
         (closing ??= (async () => {
           await new Promise<void>((resolve) => {
@@ -142,6 +159,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
           await app.db.close();
         })()),
     };
+    return running;
   } catch (e) {
     await rateLimiter?.close();
     app.plugins.close();

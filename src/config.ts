@@ -60,6 +60,10 @@ export interface Config {
   logoutTokenMaxAgeSeconds: number;
   signingAlgorithm: SigningAlgorithm;
   logLevel: LogLevel;
+  /** On SIGTERM, requests in flight get this long to finish. */
+  shutdownGraceMs: number;
+  /** A database that is not up yet is retried, with backoff, for this long at start. */
+  databaseConnectTimeoutMs: number;
   /** NODE_ENV=production: SECRET_KEY becomes mandatory. */
   production: boolean;
 }
@@ -167,11 +171,19 @@ export function loadConfig(env: Env = process.env): Config {
   if (secretKey !== undefined && secretKey.length < 16) {
     throw new ConfigError('SECRET_KEY', 'must be at least 16 characters long');
   }
+  // Instances sharing a database must share the secret that seals what it stores (signing
+  // keys, plugin secrets): a secret generated per instance could not read the others'.
+  if (databaseUrl !== undefined && secretKey === undefined) {
+    throw new ConfigError('SECRET_KEY', 'is required with DATABASE_URL (every instance on that database must use the same one)');
+  }
+  const production = text(env, 'NODE_ENV') === 'production';
+  if (production && text(env, 'PUBLIC_URL') === undefined) {
+    throw new ConfigError('PUBLIC_URL', 'is required in production (it is our token issuer and decides cookie security)');
+  }
 
   const publicUrlRaw = text(env, 'PUBLIC_URL') ?? `http://localhost:${port}`;
   const publicUrl = absoluteUrl('PUBLIC_URL', publicUrlRaw).toString().replace(/\/+$/, '');
 
-  const production = text(env, 'NODE_ENV') === 'production';
   // Unset: no credentialed cross-origin access in production; local pages in development.
   const origins = (text(env, 'ALLOWED_GRAPHQL_ORIGINS') ?? (production ? '' : DEVELOPMENT_ORIGINS))
     .split(',')
@@ -223,6 +235,8 @@ export function loadConfig(env: Env = process.env): Config {
     redisUrl: redisUrl(env),
     oidcTokenValidationRatePerSecond: integer(env, 'OIDC_TOKEN_VALIDATION_RATE_PER_SECOND', 20, 1, 100_000),
     tokenRefusalCacheMaxEntries: integer(env, 'TOKEN_REFUSAL_CACHE_MAX_ENTRIES', 10_000, 1, 10_000_000),
+    shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_SECONDS', 10, 0, 600) * 1000,
+    databaseConnectTimeoutMs: integer(env, 'DATABASE_CONNECT_TIMEOUT_SECONDS', 60, 0, 3600) * 1000,
     production,
   };
 }

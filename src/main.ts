@@ -41,10 +41,16 @@ async function main(command: string): Promise<number> {
     }
     const running = await startServer(config, log);
     const stop = (signal: string) => {
-      log.info('shutting down', { signal });
-      running.close().then(
-        () => process.exit(0),
-        () => process.exit(1),
+      log.info('shutting down', { signal, graceMs: config.shutdownGraceMs });
+      running.shutdown(config.shutdownGraceMs).then(
+        () => {
+          log.info('stopped');
+          process.exit(0);
+        },
+        (e: unknown) => {
+          log.error('shutdown failed', describeError(e));
+          process.exit(1);
+        },
       );
     };
     process.once('SIGINT', () => stop('SIGINT'));

@@ -38,11 +38,19 @@ describe('loadConfig', () => {
       http: { headersTimeoutMs: 10000, requestTimeoutMs: 30000, keepAliveTimeoutMs: 65000, maxHeaderBytes: 16384, maxHeadersCount: 100 },
       graphqlLimits: { maxTokens: 5000, maxDepth: 20, maxAliases: 30, maxFields: 40000, maxMutationFields: 10 },
     });
-    const prod = loadConfig({ NODE_ENV: 'production' });
+    const prod = loadConfig({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com' });
     expect(prod.graphqlIntrospection).toBe(false);
     expect(prod.allowedGraphqlOrigins).toEqual([]);
-    expect(loadConfig({ NODE_ENV: 'production', GRAPHQL_INTROSPECTION: 'true' }).graphqlIntrospection).toBe(true);
-    expect(loadConfig({ NODE_ENV: 'production', ALLOWED_GRAPHQL_ORIGINS: 'https://shop.example.com' }).allowedGraphqlOrigins).toEqual(['https://shop.example.com']);
+    expect(loadConfig({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', GRAPHQL_INTROSPECTION: 'true' }).graphqlIntrospection).toBe(true);
+    expect(loadConfig({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', ALLOWED_GRAPHQL_ORIGINS: 'https://shop.example.com' }).allowedGraphqlOrigins).toEqual(['https://shop.example.com']);
+  });
+
+  it('requires what a fleet shares: SECRET_KEY with DATABASE_URL, PUBLIC_URL in production', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'postgresql://u@h:5432/db' })).toThrow(/^SECRET_KEY: .*DATABASE_URL/);
+    expect(() => loadConfig({ NODE_ENV: 'production', SECRET_KEY: 'a-shared-secret-0123456789' })).toThrow(/^PUBLIC_URL: .*production/);
+    const c = loadConfig({});
+    expect(c.shutdownGraceMs).toBe(10_000);
+    expect(c.databaseConnectTimeoutMs).toBe(60_000);
   });
 
   it('derives the public URL from PORT and honours an https PUBLIC_URL', () => {
@@ -59,6 +67,7 @@ describe('loadConfig', () => {
       OUTBOUND_ALLOW_PRIVATE_ADDRESSES: 'TRUE',
       JWT_ALGORITHM: 'es256',
       DATABASE_URL: 'postgresql://u@h:5432/db',
+      SECRET_KEY: 'a-shared-secret-0123456789',
     });
     expect(c.allowedGraphqlOrigins).toEqual(['https://a.example.com', 'https://*.b.example.com']);
     expect(c.outboundAllowPrivateAddresses).toBe(true);

@@ -28,8 +28,27 @@ export interface OpenOptions {
   attach: boolean;
 }
 
+/**
+ * Waits for PostgreSQL to answer: a server started before its database retries with backoff,
+ * saying so, for up to `timeoutMs` (DATABASE_CONNECT_TIMEOUT_SECONDS) instead of exiting.
+ */
+async function waitForDatabase(pool: pg.Pool, timeoutMs: number, log: Logger): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 1, delay = 250; ; attempt++, delay = Math.min(delay * 2, 5000)) {
+    try {
+      await pool.query('SELECT 1');
+      if (attempt > 1) log.info('database reachable', { attempt });
+      return;
+    } catch (e) {
+      if (Date.now() + delay > deadline) throw e;
+      log.warn('database not reachable yet; retrying', { attempt, retryInMs: delay, errorMessage: (e as Error).message });
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
 export async function openDatabase(
-  config: Pick<Config, 'databaseUrl' | 'dataDir'>,
+  config: Pick<Config, 'databaseUrl' | 'dataDir'> & Partial<Pick<Config, 'databaseConnectTimeoutMs'>>,
   log: Logger,
   options: OpenOptions,
 ): Promise<Database> {
@@ -51,6 +70,14 @@ export async function openDatabase(
   }
   // An idle client that loses its server must not crash the process.
   pool.on('error', (error) => log.warn('database connection error', { errorMessage: error.message }));
+  if (kind === 'postgresql') {
+    try {
+      await waitForDatabase(pool, config.databaseConnectTimeoutMs ?? 0, log);
+    } catch (e) {
+      await pool.end().catch(() => {});
+      throw e;
+    }
+  }
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   return {
     kind,

@@ -26,6 +26,7 @@ import { parseCookies } from '../auth/cookies.ts';
 import type { RequestRateLimiter } from '../core/rate-limit.ts';
 import { corsHeaders, originMatcher } from './cors.ts';
 import { clientAddress } from './client-address.ts';
+import type { Drain } from './drain.ts';
 import { BodyTooLarge, answerClientError, parseTarget, readBody } from './request-input.ts';
 
 const REQUEST_ID_SHAPE = /^[\w.:-]{1,128}$/;
@@ -40,9 +41,10 @@ export interface HttpServerOptions {
   graphql: ApolloServer<GraphQLContext>;
   log: Logger;
   rateLimiter: RequestRateLimiter;
+  drain: Drain;
 }
 
-export function createHttpServer({ app, graphql, log, rateLimiter }: HttpServerOptions): http.Server {
+export function createHttpServer({ app, graphql, log, rateLimiter, drain }: HttpServerOptions): http.Server {
   const limits = app.config.http;
   const allowedOrigin = originMatcher(app.config.allowedGraphqlOrigins);
 
@@ -110,6 +112,7 @@ export function createHttpServer({ app, graphql, log, rateLimiter }: HttpServerO
     const given = req.headers['x-request-id'];
     const requestId = typeof given === 'string' && REQUEST_ID_SHAPE.test(given) ? given : randomUUID();
     res.setHeader('x-request-id', requestId);
+    drain.track(res, req);
     const reqLog = log.child({ requestId });
     const ctxOut: { ctx?: GraphQLContext } = {};
     let status = 500;
@@ -146,6 +149,9 @@ export function createHttpServer({ app, graphql, log, rateLimiter }: HttpServerO
       } else if (path === '/healthz' && req.method === 'GET') {
         status = 200;
         send(res, 200, '{"status":"ok"}', { 'cache-control': 'no-store' });
+      } else if (path === '/readyz' && req.method === 'GET' && drain.draining) {
+        status = 503;
+        send(res, 503, '{"status":"shutting down"}', { 'cache-control': 'no-store' });
       } else if (path === '/readyz' && req.method === 'GET') {
         try {
           await app.db.ping();

@@ -140,7 +140,7 @@ describe('introspection', () => {
   });
 
   it('is off in production, unless GRAPHQL_INTROSPECTION=true', async () => {
-    const prod = await startTestServer({ NODE_ENV: 'production' });
+    const prod = await startTestServer({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com' });
     try {
       const r = await prod.gql(INTROSPECT);
       expect(r.status).toBe(400);
@@ -156,7 +156,7 @@ describe('introspection', () => {
     } finally {
       await prod.close();
     }
-    const allowed = await startTestServer({ NODE_ENV: 'production', GRAPHQL_INTROSPECTION: 'true' });
+    const allowed = await startTestServer({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', GRAPHQL_INTROSPECTION: 'true' });
     try {
       const r = await allowed.gql(INTROSPECT);
       expect(r.status).toBe(200);
