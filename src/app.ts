@@ -27,6 +27,7 @@ import { createGraphQLServer } from './graphql/server.ts';
 import { createHttpServer } from './http/server.ts';
 import { Drain } from './http/drain.ts';
 import { RequestRateLimiter } from './core/rate-limit.ts';
+import { startHousekeeping } from './db/housekeeping.ts';
 
 export const BUILTIN_PLUGINS: readonly BuiltinPlugin[] = [
   { id: DEFAULT_OIDC_PLUGIN_ID, kind: OIDC_PLUGIN_KIND, name: DEFAULT_OIDC_PLUGIN_NAME },
@@ -133,6 +134,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
     log.info('server listening', { url, publicUrl: config.publicUrl, database: app.db.kind });
+    const { sessionRetentionDays, auditRetentionDays } = config;
+    const housekeeping = config.housekeepingIntervalMs > 0
+      ? startHousekeeping(app.db.pool, { sessionRetentionDays, auditRetentionDays, lock: app.db.kind === 'postgresql' }, config.housekeepingIntervalMs, log)
+      : undefined;
     let closing: Promise<void> | undefined;
     const running: RunningServer = {
       app,
@@ -156,6 +161,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
           await graphql.stop();
           await rateLimiter?.close();
           app.plugins.close();
+          await housekeeping?.stop();
           await app.db.close();
         })()),
     };

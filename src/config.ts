@@ -66,6 +66,12 @@ export interface Config {
   databaseConnectTimeoutMs: number;
   /** NODE_ENV=production: SECRET_KEY becomes mandatory. */
   production: boolean;
+  /** Housekeeping (src/db/housekeeping.ts) runs this often; 0: off. */
+  housekeepingIntervalMs: number;
+  /** Expired or revoked sessions are kept this many days (audits) before housekeeping deletes them. */
+  sessionRetentionDays: number;
+  /** Audit events older than this many days are deleted by housekeeping. */
+  auditRetentionDays: number;
 }
 
 export interface HttpLimits {
@@ -238,5 +244,8 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_SECONDS', 10, 0, 600) * 1000,
     databaseConnectTimeoutMs: integer(env, 'DATABASE_CONNECT_TIMEOUT_SECONDS', 60, 0, 3600) * 1000,
     production,
+    housekeepingIntervalMs: integer(env, 'HOUSEKEEPING_INTERVAL_SECONDS', 300, 0, 7 * 86_400) * 1000,
+    sessionRetentionDays: integer(env, 'SESSION_RETENTION_DAYS', 7, 0, 3650),
+    auditRetentionDays: integer(env, 'AUDIT_RETENTION_DAYS', 90, 1, 36_500),
   };
 }

@@ -29,12 +29,16 @@ export class Drain {
   track(res: ServerResponse, req: IncomingMessage): void {
     this.inFlight.add(res);
     if (this.draining) res.setHeader('connection', 'close');
+    const socket = req.socket;
     const done = () => {
+      // A keep-alive socket serves many requests: its listener must not outlive this one.
+      socket.off('close', done);
+      res.off('close', done);
       if (!this.inFlight.delete(res)) return;
       if (this.inFlight.size === 0) for (const w of this.waiters.splice(0)) w();
     };
     res.once('close', done);
-    req.socket.once('close', done);
+    socket.once('close', done);
   }
 
   /** Resolves true when nothing is in flight, false when `graceMs` ran out first. */
