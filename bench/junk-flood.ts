@@ -27,44 +27,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Pool as HttpPool, WebSocket } from 'undici';
-import { startIdp, type TestIdp } from '../test/helpers/idp.ts';
+import { startIdp } from '../test/helpers/idp.ts';
 import { junkJwt, junkOpaque } from '../test/helpers/junk.ts';
+import { AUDIENCE, REDIRECT, SECRET, configureAndLogIn, root, waitForHealth } from './lib.ts';
 
 const TOKENS = Number(process.env['FLOOD_TOKENS'] ?? 20_000);
 const RATE = Number(process.env['FLOOD_RATE'] ?? 1000);
 const FLOOD_CONNECTIONS = Number(process.env['FLOOD_CONNECTIONS'] ?? 64);
 const VALID_CONNECTIONS = Number(process.env['VALID_CONNECTIONS'] ?? 2);
 const WARM_UP_TOKENS = 2000;
-const SECRET = 'bench-secret-0123456789abcdef0123';
-const AUDIENCE = 'https://api.example.com';
-const PLUGIN = 'mirumee.authentication.openidconnect';
-const REDIRECT = 'https://shop.example.com/cb';
 const ME = JSON.stringify({ query: '{ me { email } }' });
-const root = path.resolve(import.meta.dirname, '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function run(cmd: string, args: string[], env: Record<string, string>): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')}: ${err}`))));
-  });
-}
-
-async function waitForHealth(url: string): Promise<void> {
-  for (let i = 0; i < 120; i++) {
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return;
-    } catch {
-      // not up yet
-    }
-    await sleep(500);
-  }
-  throw new Error('server did not start');
-}
 
 /** Resident set size of a process, in MB (Linux /proc). */
 function rssMb(pid: number): number {
@@ -157,37 +130,6 @@ async function valid(pool: HttpPool, token: string, connections: number, until: 
   return into;
 }
 
-async function setUp(idp: TestIdp, url: string, env: Record<string, string>): Promise<string> {
-  const admin = (await run(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'staff', 'create', '--email', 'bench-admin@example.com', '--permissions', 'MANAGE_PLUGINS'], env)).trim().split('\n').at(-1)!;
-  const gql = async (query: string, variables: object, token?: string) => {
-    const r = await fetch(`${url}/graphql/`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: JSON.stringify({ query, variables }),
-    });
-    return (await r.json()) as any;
-  };
-  const configuration = Object.entries({
-    issuer_url: idp.issuer,
-    client_id: 'storefront',
-    client_secret: 'storefront-secret',
-    allowed_redirect_uris: REDIRECT,
-    audience: AUDIENCE,
-    use_oauth_scope_permissions: 'true',
-  }).map(([name, value]) => ({ name, value }));
-  const upd = await gql('mutation($i: PluginUpdateInput!) { pluginUpdate(id: "mirumee.authentication.openidconnect", input: $i) { errors { field message } } }', { i: { active: true, configuration } }, admin);
-  if (upd.data?.pluginUpdate?.errors?.length !== 0) throw new Error(JSON.stringify(upd));
-  const auth = await gql('mutation($p: String!, $i: JSONString!) { externalAuthenticationUrl(pluginId: $p, input: $i) { authenticationData } }', { p: PLUGIN, i: JSON.stringify({ redirectUri: REDIRECT }) });
-  const authorized = await idp.authorize(JSON.parse(auth.data.externalAuthenticationUrl.authenticationData).authorizationUrl, { login: 'alice' });
-  const login = await gql('mutation($p: String!, $i: JSONString!) { externalObtainAccessTokens(pluginId: $p, input: $i) { token errors { message } } }', {
-    p: PLUGIN,
-    i: JSON.stringify({ code: authorized.code, state: authorized.state }),
-  });
-  const token: string = login.data.externalObtainAccessTokens.token;
-  if (!token) throw new Error(JSON.stringify(login));
-  return token;
-}
-
 async function main() {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'bench-flood-'));
   const port = 20000 + Math.floor(Math.random() * 20000);
@@ -225,7 +167,7 @@ async function main() {
       trace.push(`${((performance.now() - t0) / 1000).toFixed(0)}s ${now.toFixed(0)}`);
     }, 1000);
 
-    const ourToken = await setUp(idp, url, env);
+    const ourToken = await configureAndLogIn(idp, url, env);
     const opaque = await idp.issueAccessToken({ sub: 'alice', clientId: 'storefront', scope: 'saleor:manage_orders', resource: AUDIENCE, format: 'opaque' });
     const pool = new HttpPool(url, { connections: 2 * VALID_CONNECTIONS, pipelining: 1 });
     mark('warm-up');

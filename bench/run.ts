@@ -21,37 +21,10 @@ import path from 'node:path';
 import { Pool as HttpPool } from 'undici';
 import pg from 'pg';
 import { startIdp } from '../test/helpers/idp.ts';
+import { AUDIENCE, REDIRECT, SECRET, configureAndLogIn, root, waitForHealth } from './lib.ts';
 
 const DURATION_MS = Number(process.env['BENCH_DURATION_MS'] ?? 3000);
 const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 16);
-const SECRET = 'bench-secret-0123456789abcdef0123';
-const AUDIENCE = 'https://api.example.com';
-const PLUGIN = 'mirumee.authentication.openidconnect';
-const REDIRECT = 'https://shop.example.com/cb';
-const root = path.resolve(import.meta.dirname, '..');
-
-function run(cmd: string, args: string[], env: Record<string, string>): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')}: ${err}`))));
-  });
-}
-
-async function waitForHealth(url: string): Promise<void> {
-  for (let i = 0; i < 120; i++) {
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error('server did not start');
-}
 
 interface Round {
   rps: number;
@@ -112,42 +85,8 @@ async function main() {
   try {
     server = spawn(process.execPath, [...(process.env['BENCH_SERVER_NODE_FLAGS'] ?? '').split(' ').filter(Boolean), '--import', 'tsx', 'src/main.ts', 'serve'], { cwd: root, env: { ...process.env, ...env }, stdio: 'ignore' });
     await waitForHealth(url);
-    const admin = (await run(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'staff', 'create', '--email', 'bench-admin@example.com', '--permissions', 'MANAGE_PLUGINS'], env)).trim().split('\n').at(-1)!;
-    const gql = async (query: string, variables: object, token?: string) => {
-      const r = await fetch(`${url}/graphql/`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-        body: JSON.stringify({ query, variables }),
-      });
-      return (await r.json()) as any;
-    };
-    const configuration = Object.entries({
-      issuer_url: idp.issuer,
-      client_id: 'storefront',
-      client_secret: 'storefront-secret',
-      allowed_redirect_uris: REDIRECT,
-      audience: AUDIENCE,
-      use_oauth_scope_permissions: 'true',
-    }).map(([name, value]) => ({ name, value }));
-    const upd = await gql(
-      'mutation($i: PluginUpdateInput!) { pluginUpdate(id: "mirumee.authentication.openidconnect", input: $i) { errors { field message } } }',
-      { i: { active: true, configuration } },
-      admin,
-    );
-    if (upd.data?.pluginUpdate?.errors?.length !== 0) throw new Error(JSON.stringify(upd));
-
     // Our token: a real login through the provider.
-    const auth = await gql('mutation($p: String!, $i: JSONString!) { externalAuthenticationUrl(pluginId: $p, input: $i) { authenticationData } }', {
-      p: PLUGIN,
-      i: JSON.stringify({ redirectUri: REDIRECT }),
-    });
-    const authorized = await idp.authorize(JSON.parse(auth.data.externalAuthenticationUrl.authenticationData).authorizationUrl, { login: 'alice' });
-    const login = await gql('mutation($p: String!, $i: JSONString!) { externalObtainAccessTokens(pluginId: $p, input: $i) { token errors { message } } }', {
-      p: PLUGIN,
-      i: JSON.stringify({ code: authorized.code, state: authorized.state }),
-    });
-    const ourToken: string = login.data.externalObtainAccessTokens.token;
-    if (!ourToken) throw new Error(JSON.stringify(login));
+    const ourToken = await configureAndLogIn(idp, url, env);
     const providerJwt = await idp.issueAccessToken({ sub: 'alice', clientId: 'storefront', scope: 'openid email saleor:manage_orders', resource: AUDIENCE, format: 'jwt' });
     const opaque = await idp.issueAccessToken({ sub: 'alice', clientId: 'storefront', scope: 'saleor:manage_orders', resource: AUDIENCE, format: 'opaque' });
 
