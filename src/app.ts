@@ -68,6 +68,7 @@ export async function createServices(config: Config, log: Logger, role: 'server'
       identity,
       sessions,
       logoutTokenMaxAgeSeconds: config.logoutTokenMaxAgeSeconds,
+      clockSkewSeconds: config.oidcClockSkewSeconds,
       log,
       fetch: createGuardedFetch({
         allowPrivateAddresses: config.outboundAllowPrivateAddresses,

@@ -58,6 +58,8 @@ export interface Config {
   refreshTokenReuseIntervalSeconds: number;
   /** Back-channel logout tokens issued longer ago than this are refused. */
   logoutTokenMaxAgeSeconds: number;
+  /** Tolerated difference between a provider's clock and ours (exp, nbf; iat in the future). */
+  oidcClockSkewSeconds: number;
   signingAlgorithm: SigningAlgorithm;
   logLevel: LogLevel;
   /** On SIGTERM, requests in flight get this long to finish. */
@@ -219,6 +221,7 @@ export function loadConfig(env: Env = process.env): Config {
     refreshTokenTtlSeconds: integer(env, 'REFRESH_TOKEN_TTL_SECONDS', 30 * 24 * 3600, 60, 365 * 24 * 3600),
     refreshTokenReuseIntervalSeconds: integer(env, 'REFRESH_TOKEN_REUSE_INTERVAL_SECONDS', 30, 0, 3600),
     logoutTokenMaxAgeSeconds: integer(env, 'OIDC_LOGOUT_TOKEN_MAX_AGE_SECONDS', 600, 10, 86_400),
+    oidcClockSkewSeconds: integer(env, 'OIDC_CLOCK_SKEW_SECONDS', 60, 0, 3600),
     signingAlgorithm: oneOf(env, 'JWT_ALGORITHM', ['RS256', 'ES256'] as const, 'RS256'),
     logLevel: oneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, 'info'),
     http: {

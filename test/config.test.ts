@@ -51,6 +51,9 @@ describe('loadConfig', () => {
     const c = loadConfig({});
     expect(c.shutdownGraceMs).toBe(10_000);
     expect(c.databaseConnectTimeoutMs).toBe(60_000);
+    expect(c.oidcClockSkewSeconds).toBe(60);
+    expect(c.refreshTokenReuseIntervalSeconds).toBe(30);
+    expect(c.logoutTokenMaxAgeSeconds).toBe(600);
   });
 
   it('derives the public URL from PORT and honours an https PUBLIC_URL', () => {

@@ -7,14 +7,25 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.ts';
 
-export class BodyTooLarge extends Error {}
+/**
+ * The body is over the limit. Up to DISCARD_FACTOR times the limit, the rest of it is read and
+ * thrown away after the 413 (Node dumps an unread body once the response is sent), so the client
+ * reads its answer instead of a connection reset; beyond that the connection is closed.
+ */
+export class BodyTooLarge extends Error {
+  constructor(readonly closeConnection: boolean) {
+    super('request body too large');
+  }
+}
 class BodyAborted extends Error {}
+
+const DISCARD_FACTOR = 8;
 
 export function readBody(req: IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) {
-      reject(new BodyTooLarge());
+      reject(new BodyTooLarge(declared > limit * DISCARD_FACTOR));
       return;
     }
     const chunks: Buffer[] = [];
@@ -29,7 +40,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string> {
       if (settled) return;
       size += chunk.length;
       if (size > limit) {
-        fail(new BodyTooLarge());
+        fail(new BodyTooLarge(true));
         req.removeAllListeners('data');
         req.resume();
         return;

@@ -64,7 +64,7 @@ export function createHttpServer({ app, graphql, log, rateLimiter, drain }: Http
         raw = await readBody(req, app.config.maxRequestBodyBytes);
       } catch (e) {
         if (e instanceof BodyTooLarge) {
-          send(res, 413, JSON.stringify({ errors: [{ message: 'Request body too large.' }] }), { ...cors, connection: 'close' });
+          send(res, 413, JSON.stringify({ errors: [{ message: 'Request body too large.' }] }), { ...cors, ...(e.closeConnection ? { connection: 'close' } : {}) });
           return 413;
         }
         // The client went away (or was cut off by the request timeout): nobody to answer.

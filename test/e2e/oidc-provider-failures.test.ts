@@ -235,6 +235,10 @@ describe('code exchange with a hostile or broken provider', () => {
       reply: async (a) => fake.tokenResponse({ idToken: await fake.sign(goodClaims(a, { nonce: undefined })) }),
     },
     {
+      name: 'id_token issued an hour in the future (iat beyond OIDC_CLOCK_SKEW_SECONDS)',
+      reply: async (a) => fake.tokenResponse({ idToken: await fake.sign(goodClaims(a, { iat: now() + 3600, exp: now() + 7200 })) }),
+    },
+    {
       name: 'no id_token at all',
       reply: () => fake.tokenResponse({}),
     },

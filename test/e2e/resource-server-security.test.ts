@@ -399,6 +399,45 @@ describe('userinfo (programmable provider)', () => {
   });
 });
 
+describe('userinfo answering a bare 401 (as Glewlwyd does for an unknown token)', () => {
+  const OPAQUE_PLUGIN = 'oidc.fake-opaque';
+
+  beforeAll(async () => {
+    const admin = track(await adminToken(cold));
+    const created = await cold.gql(
+      `mutation($input: OpenIdConnectConnectionCreateInput!) { openIdConnectConnectionCreate(input: $input) { plugin { id } errors { field code message } } }`,
+      { input: { id: OPAQUE_PLUGIN, name: OPAQUE_PLUGIN } },
+      { token: admin },
+    );
+    expect(created.body.data?.openIdConnectConnectionCreate?.errors, JSON.stringify(created.body)).toEqual([]);
+    // No audience: opaque tokens are validated by userinfo (the fake provider has no introspection).
+    await configure(cold, admin, OPAQUE_PLUGIN, {
+      issuer_url: fake.issuer,
+      client_id: 'fake-client',
+      client_secret: 'fake-client-secret',
+      allowed_redirect_uris: REDIRECT_URI,
+      accept_opaque_bearer_tokens: 'true',
+    });
+  });
+
+  it('is a refusal, logged as such and remembered (one userinfo call for five requests), not an outage', async () => {
+    const junk = track(`opaque-${base64url.encode(crypto.getRandomValues(new Uint8Array(24)))}`);
+    const previous = fake.userinfo;
+    fake.userinfo = () => ({ status: 401, headers: { 'content-type': 'text/plain' }, body: '' });
+    try {
+      const asked = fake.requestsTo('/userinfo').length;
+      const logsBefore = cold.logs.length;
+      for (let i = 0; i < 5; i++) expect(await me(cold, junk)).toBeNull();
+      expect(fake.requestsTo('/userinfo')).toHaveLength(asked + 1);
+      const logged = cold.logs.slice(logsBefore).filter((l) => l.includes(fingerprint(junk)));
+      expect(logged.some((l) => l.includes('bearer token refused') && l.includes('HTTP 401'))).toBe(true);
+      expect(logged.some((l) => l.includes('provider unavailable'))).toBe(false);
+    } finally {
+      fake.userinfo = previous;
+    }
+  });
+});
+
 describe('logs', () => {
   it('never contain a token used in this file', () => {
     expect(used.length).toBeGreaterThan(20);

@@ -64,6 +64,8 @@ export interface OidcServices {
   tokenValidationRatePerSecond: number;
   /** Back-channel logout tokens older than this (by `iat`) are refused. */
   logoutTokenMaxAgeSeconds: number;
+  /** Tolerated clock difference with providers (exp, nbf, iat in the future). */
+  clockSkewSeconds: number;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
@@ -91,6 +93,7 @@ export class OidcConnection implements PluginInstance {
       allowInsecureRequests: services.allowInsecureRequests,
       jwksCooldownMs: services.jwksCooldownMs,
       timeoutSeconds: services.outboundTimeoutSeconds,
+      clockSkewSeconds: services.clockSkewSeconds,
     });
     this.login = new OidcLogin(this.id, this.settings, this.provider, new AuthorizationRequests(services.prisma, services.box));
     this.resourceServer = new ResourceServer(this.settings, this.provider, services.opaqueTokenTtlMs, services.tokenValidationRatePerSecond);

@@ -19,7 +19,8 @@ export const INVALID_TOKEN_MESSAGE = 'The identity provider returned an invalid 
 
 const CLIENT_ERRORS = new Set(['invalid_client', 'unauthorized_client']);
 
-function statusOf(e: unknown): number | undefined {
+/** The HTTP status of the provider's answer behind a failure, if there was one. */
+export function responseStatus(e: unknown): number | undefined {
   for (let c: unknown = e; c; c = (c as { cause?: unknown }).cause) {
     const status = (c as { status?: unknown }).status;
     if (typeof status === 'number') return status;
@@ -35,7 +36,7 @@ export function providerFailure(e: unknown, where: string): AppError {
     return new AppError('provider_client_rejected', CLIENT_REJECTED_MESSAGE, `${where}: HTTP ${e.status} challenge`, { cause: e });
   }
   const err = classifyProviderError(e);
-  const status = statusOf(e);
+  const status = responseStatus(e);
   if (err instanceof ProviderRefusedError) {
     const detail = `${where}: ${err.error.replace(/[^\w.-]/g, '').slice(0, 64)}${status ? ` HTTP ${status}` : ''}`;
     const said = { cause: e, providerMessage: err.description };

@@ -28,6 +28,8 @@ export interface ProviderOptions {
   allowInsecureRequests: boolean;
   jwksCooldownMs: number;
   timeoutSeconds: number;
+  /** Tolerated difference between the provider's clock and ours (exp, nbf, and an iat in the future). */
+  clockSkewSeconds: number;
 }
 
 /** The provider could not be reached or answered nonsense. */
@@ -208,10 +210,17 @@ export class OidcProvider {
         issuer: this.settings.issuerUrl,
         ...(opts.audience !== undefined ? { audience: opts.audience } : {}),
         requiredClaims: opts.requiredClaims ?? ['exp', 'iat'],
+        clockTolerance: this.options.clockSkewSeconds,
         ...(opts.maxTokenAge !== undefined ? { maxTokenAge: opts.maxTokenAge } : {}),
       });
+      // jose checks iat only against a maximum age: a token issued in the future (beyond the
+      // tolerated skew) is refused here (OpenID Connect Core 3.1.3.7, item 10).
+      if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + this.options.clockSkewSeconds) {
+        throw new ProviderTokenError('The token was issued in the future (iat beyond the clock skew).');
+      }
       return payload;
     } catch (e) {
+      if (e instanceof ProviderTokenError) throw e;
       if (e instanceof JwksError) throw new ProviderUnavailableError(e.message, { cause: e });
       if (e instanceof UnknownSigningKeyError) throw new ProviderTokenError(`${e.code}: ${e.message}`, { retryAt: e.retryAt });
       if (e instanceof joseErrors.JOSEError) throw new ProviderTokenError(`${e.code}: ${e.message}`, { cause: e });

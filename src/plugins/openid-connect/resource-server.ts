@@ -24,6 +24,7 @@ import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
 import { hashToken } from '../../crypto/secret-box.ts';
 import { TtlLru } from '../../cache/ttl-lru.ts';
 import { groupsFromClaims, type OidcSettings } from './settings.ts';
+import { responseStatus } from './failures.ts';
 import { type OidcProvider, ProviderTokenError, ProviderUnavailableError, classifyProviderError } from './provider.ts';
 
 export interface TokenIdentity {
@@ -212,6 +213,8 @@ export class ResourceServer {
       try {
         info = await oidc.tokenIntrospection(config, token);
       } catch (e) {
+        const status = responseStatus(e);
+        if (status === 401 || status === 403) throw new TokenRefusedError(`introspection refused (HTTP ${status})`);
         const err = classifyProviderError(e);
         throw err instanceof ProviderUnavailableError ? err : new TokenRefusedError('introspection failed');
       }
@@ -247,6 +250,10 @@ export class ResourceServer {
       if ((e as { code?: unknown }).code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED') {
         throw new TokenRefusedError('userinfo names another subject', { subjectMismatch: true });
       }
+      // A 401 or 403 (with or without a WWW-Authenticate challenge; some providers answer a bare
+      // 401 for an unknown token) is the provider refusing this token, not an outage.
+      const status = responseStatus(e);
+      if (status === 401 || status === 403) throw new TokenRefusedError(`userinfo refused the token (HTTP ${status})`);
       const err = classifyProviderError(e);
       if (err instanceof ProviderUnavailableError) throw err;
       throw new TokenRefusedError(`userinfo refused the token: ${err.message}`);
