@@ -27,9 +27,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Pool as HttpPool, WebSocket } from 'undici';
-import { startIdp } from '../test/helpers/idp.ts';
 import { junkJwt, junkOpaque } from '../test/helpers/junk.ts';
-import { AUDIENCE, REDIRECT, SECRET, configureAndLogIn, root, waitForHealth } from './lib.ts';
+import { AUDIENCE, configureAndLogIn, root, serverEnv, startBenchIdp, waitForHealth } from './lib.ts';
 
 const TOKENS = Number(process.env['FLOOD_TOKENS'] ?? 20_000);
 const RATE = Number(process.env['FLOOD_RATE'] ?? 1000);
@@ -133,21 +132,9 @@ async function valid(pool: HttpPool, token: string, connections: number, until: 
 async function main() {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'bench-flood-'));
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const idp = await startIdp({
-    clients: [{ client_id: 'storefront', client_secret: 'storefront-secret', redirect_uris: [REDIRECT] }],
-    accounts: [{ sub: 'alice', email: 'alice@example.com', email_verified: true, given_name: 'Alice' }],
-  });
-  const env: Record<string, string> = {
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    DATA_DIR: dataDir,
-    SECRET_KEY: SECRET,
-    OUTBOUND_ALLOW_PRIVATE_ADDRESSES: 'true',
-    // As deployed: production mode, the default log level (every refusal is a log line).
-    NODE_ENV: 'production',
-    PUBLIC_URL: `http://127.0.0.1:${port}`,
-    LOG_LEVEL: 'info',
-  };
+  const idp = await startBenchIdp();
+  // The default log level, as deployed: every refusal is a log line.
+  const env: Record<string, string> = { ...serverEnv(port, dataDir), LOG_LEVEL: 'info' };
   let server: ChildProcess | undefined;
   const url = `http://127.0.0.1:${port}`;
   try {

@@ -5,13 +5,35 @@
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import type { TestIdp } from '../test/helpers/idp.ts';
+import { startIdp, type TestIdp } from '../test/helpers/idp.ts';
 
 export const SECRET = 'bench-secret-0123456789abcdef0123';
 export const AUDIENCE = 'https://api.example.com';
 export const PLUGIN = 'mirumee.authentication.openidconnect';
 export const REDIRECT = 'https://shop.example.com/cb';
 export const root = path.resolve(import.meta.dirname, '..');
+
+/** The local provider both benchmarks log `alice` in through. */
+export function startBenchIdp(): Promise<TestIdp> {
+  return startIdp({
+    clients: [{ client_id: 'storefront', client_secret: 'storefront-secret', redirect_uris: [REDIRECT] }],
+    accounts: [{ sub: 'alice', email: 'alice@example.com', email_verified: true, given_name: 'Alice' }],
+  });
+}
+
+/** The server's environment as deployed (production mode, embedded database in `dataDir`). */
+export function serverEnv(port: number, dataDir: string): Record<string, string> {
+  return {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATA_DIR: dataDir,
+    SECRET_KEY: SECRET,
+    OUTBOUND_ALLOW_PRIVATE_ADDRESSES: 'true',
+    // graphql-js skips its development-only checks.
+    NODE_ENV: 'production',
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
+  };
+}
 
 /** Runs a command in the project root; resolves with its stdout, rejects with its stderr. */
 export function run(cmd: string, args: string[], env: Record<string, string>): Promise<string> {

@@ -20,8 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Pool as HttpPool } from 'undici';
 import pg from 'pg';
-import { startIdp } from '../test/helpers/idp.ts';
-import { AUDIENCE, REDIRECT, SECRET, configureAndLogIn, root, waitForHealth } from './lib.ts';
+import { AUDIENCE, configureAndLogIn, root, serverEnv, startBenchIdp, waitForHealth } from './lib.ts';
 
 const DURATION_MS = Number(process.env['BENCH_DURATION_MS'] ?? 3000);
 const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 16);
@@ -62,23 +61,13 @@ async function measure(pool: HttpPool, body: string, token: string | undefined, 
 async function main() {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'bench-'));
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const idp = await startIdp({
-    clients: [{ client_id: 'storefront', client_secret: 'storefront-secret', redirect_uris: [REDIRECT] }],
-    accounts: [{ sub: 'alice', email: 'alice@example.com', email_verified: true, given_name: 'Alice' }],
-  });
+  const idp = await startBenchIdp();
   const env: Record<string, string> = {
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    DATA_DIR: dataDir,
-    SECRET_KEY: SECRET,
-    OUTBOUND_ALLOW_PRIVATE_ADDRESSES: 'true',
+    ...serverEnv(port, dataDir),
     // Long enough that an opaque token validated in the warm-up is not re-validated during the
     // measured rounds (the default, 60 s, bounds how long a revoked token keeps working).
     OIDC_OPAQUE_TOKEN_CACHE_SECONDS: '600',
     LOG_LEVEL: 'warn',
-    // As deployed: production mode (graphql-js skips its development-only checks).
-    NODE_ENV: 'production',
-    PUBLIC_URL: `http://127.0.0.1:${port}`,
   };
   let server: ChildProcess | undefined;
   const url = `http://127.0.0.1:${port}`;

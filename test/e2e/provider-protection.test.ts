@@ -18,7 +18,8 @@ import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { startIdp, type TestIdp } from '../helpers/idp.ts';
 import { startFakeProvider, type FakeProvider } from '../helpers/fake-provider.ts';
 import { DEFAULT_PLUGIN, REDIRECT_URI, adminToken, configure, connectionValues, login } from '../helpers/oidc-flow.ts';
-import { junkJwt, junkOpaque, sendAll } from '../helpers/junk.ts';
+import { junkJwt, junkOpaque } from '../helpers/junk.ts';
+import { sendAll } from '../helpers/burst.ts';
 
 const CAP = 5;
 const AUDIENCE = 'https://api.example.com';
