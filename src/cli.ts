@@ -5,7 +5,8 @@
  *   npm run cli -- staff create --email <email> --permissions <NAME,NAME,…> [--ttl <seconds>]
  *       creates or promotes a staff user and prints an access token alone on the last line
  *   npm run cli -- keys rotate
- *       new signing key; old keys keep verifying until their tokens have expired
+ *       new signing key, published at once, signing after KEY_ROTATION_PUBLISH_SECONDS; old
+ *       keys keep verifying until their tokens have expired
  *   npm run cli -- migrate
  *
  * Logs go to stderr so stdout carries only the result.
@@ -70,13 +71,16 @@ async function run(argv: string[]): Promise<number> {
       return 0;
     }
     if (command === 'keys rotate') {
-      const { kid, retired } = await rotateSigningKey(app.db.prisma, app.box, keyringOptions(config));
-      log.info('signing key rotated', { kid, retired });
+      const { kid, retired, signsFrom } = await rotateSigningKey(app.db.prisma, app.box, keyringOptions(config));
+      // Every running instance publishes the new key in its JWKS now; all sign with it from signsFrom.
+      await app.bus.publish({ topic: 'keys' });
+      log.info('signing key rotated', { kid, retired, signsFrom: signsFrom.toISOString() });
       process.stdout.write(`${kid}\n`);
       return 0;
     }
     const user = await upsertStaffUser(app.db.prisma, { email: email!, permissions });
     const granted = await effectivePermissions(app.db.prisma, user);
+    await app.bus.publish({ topic: 'users', ids: [user.id] });
     await app.audit.record({ type: 'staff.bootstrap', outcome: 'success', userId: user.id, detail: { permissions: granted, via: 'cli' } });
     await app.keyring.reload();
     const token = await (ttl
@@ -87,6 +91,7 @@ async function run(argv: string[]): Promise<number> {
     return 0;
   } finally {
     app.plugins.close();
+    await app.bus.close();
     await app.db.close();
   }
 }

@@ -74,6 +74,12 @@ export interface Config {
   sessionRetentionDays: number;
   /** Audit events older than this many days are deleted by housekeeping. */
   auditRetentionDays: number;
+  /** A rotated-in signing key is published in the JWKS this long before it signs (JWKS cache max-age). */
+  keyRotationPublishSeconds: number;
+  /** Bearer token required by GET /metrics on the main port; undefined: not served there (unless development). */
+  metricsToken: string | undefined;
+  /** Separate port serving only GET /metrics (no token); undefined: none. */
+  metricsPort: number | undefined;
 }
 
 export interface HttpLimits {
@@ -157,6 +163,15 @@ function absoluteUrl(name: string, raw: string): URL {
 }
 
 /** CORS patterns used in development when ALLOWED_GRAPHQL_ORIGINS is unset. */
+/** Cache-Control max-age of /.well-known/jwks.json: how long a relying party may keep our key set. */
+export const JWKS_MAX_AGE_SECONDS = 300;
+
+function metricsToken(env: Env): string | undefined {
+  const raw = text(env, 'METRICS_TOKEN');
+  if (raw !== undefined && raw.length < 16) throw new ConfigError('METRICS_TOKEN', 'must be at least 16 characters long');
+  return raw;
+}
+
 export const DEVELOPMENT_ORIGINS = 'http://localhost:*,http://127.0.0.1:*';
 
 function redisUrl(env: Env): string | undefined {
@@ -250,5 +265,8 @@ export function loadConfig(env: Env = process.env): Config {
     housekeepingIntervalMs: integer(env, 'HOUSEKEEPING_INTERVAL_SECONDS', 300, 0, 7 * 86_400) * 1000,
     sessionRetentionDays: integer(env, 'SESSION_RETENTION_DAYS', 7, 0, 3650),
     auditRetentionDays: integer(env, 'AUDIT_RETENTION_DAYS', 90, 1, 36_500),
+    keyRotationPublishSeconds: integer(env, 'KEY_ROTATION_PUBLISH_SECONDS', JWKS_MAX_AGE_SECONDS, 0, 7 * 86_400),
+    metricsToken: metricsToken(env),
+    metricsPort: text(env, 'METRICS_PORT') === undefined ? undefined : integer(env, 'METRICS_PORT', 0, 0, 65535),
   };
 }

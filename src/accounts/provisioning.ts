@@ -124,7 +124,7 @@ export async function applyStaffDecision(
     /** Group names from the provider's groups claim; undefined when no claim is mapped. */
     providerGroups?: string[] | undefined;
   },
-): Promise<{ user: User; permissions: PermissionCode[] }> {
+): Promise<{ user: User; permissions: PermissionCode[]; changed: boolean }> {
   // Our permission groups the provider names (only existing ones: names are not created).
   const named = options.providerGroups?.length
     ? await prisma.permissionGroup.findMany({ where: { name: { in: options.providerGroups } }, select: { id: true, name: true } })
@@ -141,7 +141,8 @@ export async function applyStaffDecision(
     if (wanted.join(',') !== [...user.permissions].join(',')) data.permissions = wanted;
   }
   let current = user;
-  if (Object.keys(data).length) current = await prisma.user.update({ where: { id: user.id }, data });
+  let changed = Object.keys(data).length > 0;
+  if (changed) current = await prisma.user.update({ where: { id: user.id }, data });
   if (options.providerGroups !== undefined) {
     // Membership follows the claim: join the named groups, leave the others (but the default
     // staff group, which follows the staff rules below).
@@ -151,6 +152,7 @@ export async function applyStaffDecision(
     const join = named.filter((g) => !memberships.some((m) => m.groupId === g.id)).map((g) => ({ userId: current.id, groupId: g.id }));
     if (leave.length) await prisma.groupMember.deleteMany({ where: { userId: current.id, groupId: { in: leave } } });
     if (join.length) await prisma.groupMember.createMany({ data: join, skipDuplicates: true });
+    changed ||= leave.length > 0 || join.length > 0;
   }
   if (isStaff && options.defaultGroupName) {
     const group = await prisma.permissionGroup.upsert({
@@ -158,9 +160,10 @@ export async function applyStaffDecision(
       create: { name: options.defaultGroupName },
       update: {},
     });
-    await prisma.groupMember.createMany({ data: [{ userId: current.id, groupId: group.id }], skipDuplicates: true });
+    const joined = await prisma.groupMember.createMany({ data: [{ userId: current.id, groupId: group.id }], skipDuplicates: true });
+    changed ||= joined.count > 0;
   }
-  return { user: current, permissions: current.isStaff ? await effectivePermissions(prisma, current) : [] };
+  return { user: current, permissions: current.isStaff ? await effectivePermissions(prisma, current) : [], changed };
 }
 
 /** Records a login, at most once per LAST_LOGIN_RESOLUTION_MS. */

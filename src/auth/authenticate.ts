@@ -29,6 +29,7 @@ import type { RequestInfo } from '../core/request.ts';
 import { fingerprint } from '../log.ts';
 import { hashToken } from '../crypto/secret-box.ts';
 import { TtlLru } from '../cache/ttl-lru.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 
 const OUR_TOKEN_CACHE_MS = 30_000;
 const REFUSAL_CACHE_MS = 15_000;
@@ -101,6 +102,7 @@ export class Authenticator {
     private readonly plugins: BearerVouchers,
     maxEntries: number,
     maxRefusals: number = maxEntries,
+    private readonly metrics?: Pick<Metrics, 'tokenCache'>,
   ) {
     this.accepted = new TtlLru<Accepted>(Math.max(1, maxEntries));
     this.refused = new TtlLru<true>(Math.max(1, maxRefusals));
@@ -115,11 +117,16 @@ export class Authenticator {
     const hit = this.accepted.get(key);
     if (hit) {
       // A retired key whose verification window closed stops vouching at once.
-      if (hit.kid === undefined || this.keyring.canVerify(hit.kid)) return hit.principal;
+      if (hit.kid === undefined || this.keyring.canVerify(hit.kid)) {
+        this.metrics?.tokenCache(hit.kid !== undefined ? 'ours' : 'provider', true);
+        return hit.principal;
+      }
       this.accepted.delete(key);
       return undefined;
     }
-    return this.refused.get(key) ? null : undefined;
+    if (!this.refused.get(key)) return undefined;
+    this.metrics?.tokenCache('unrecognised', true);
+    return null;
   }
 
   async authenticate(token: string, req: RequestInfo): Promise<Principal | null> {
@@ -132,6 +139,7 @@ export class Authenticator {
       const started = this.generation;
       pending = this.validate(token, req)
         .then((outcome) => {
+          this.metrics?.tokenCache(outcome.kid !== undefined ? 'ours' : outcome.principal ? 'provider' : 'unrecognised', false);
           if (started === this.generation) this.remember(key, outcome);
           return outcome.principal;
         })
@@ -160,8 +168,10 @@ export class Authenticator {
   }
 
   /** Forget cached principals of a user (after tokensDeactivateAll, deactivation, ...). */
-  forgetUser(userId: number): void {
-    this.generation++;
+  forgetUser(userId: number, options: { keepValidationsInFlight?: boolean } = {}): void {
+    // A change made by a validation in flight (a provider token's claims updating the user):
+    // that validation read the new state; its answer may be cached.
+    if (!options.keepValidationsInFlight) this.generation++;
     this.accepted.deleteWhere((c) => c.principal.kind === 'user' && c.principal.user.id === userId);
   }
 

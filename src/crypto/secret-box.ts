@@ -117,6 +117,15 @@ export class SecretBox {
   }
 
   /**
+   * A public identifier derived from the secret for `purpose` (16 hex characters): the same
+   * for every process sharing the secret, revealing nothing about it (e.g. a channel name).
+   */
+  identifier(purpose: string): string {
+    checkPurpose(purpose);
+    return this.#key(purpose).subarray(0, 8).toString('hex');
+  }
+
+  /**
    * Encrypts and authenticates `plaintext` for `purpose`.
    *
    * @param plaintext any string (UTF-8 encoded before encryption); may be empty.

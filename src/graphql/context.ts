@@ -16,6 +16,8 @@ import type { Principal } from '../accounts/principal.ts';
 import type { PermissionCode } from '../accounts/permissions.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import type { SessionService } from '../sessions/service.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import type { InvalidationBus } from '../core/invalidation.ts';
 
 export interface AppServices {
   config: Config;
@@ -28,6 +30,9 @@ export interface AppServices {
   audit: AuditLog;
   box: SecretBox;
   sessions: SessionService;
+  metrics: Metrics;
+  /** Announces changes to every instance's caches (this one's included). */
+  bus: InvalidationBus;
 }
 
 export interface GraphQLContext {

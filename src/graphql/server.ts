@@ -1,6 +1,7 @@
 /**
  * The GraphQL engine: schema.graphql + resolvers in Apollo Server (no HTTP of its own; the
- * HTTP layer hands requests to executeHTTPGraphQLRequest).
+ * HTTP layer hands requests to executeHTTPGraphQLRequest). With metrics, every operation is
+ * counted by name and outcome, and every rate-limit rejection by scope.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +11,7 @@ import { GraphQLError, Kind, type FragmentDefinitionNode, type GraphQLFormattedE
 import type { Logger } from '../log.ts';
 import type { Config } from '../config.ts';
 import type { RequestRateLimiter } from '../core/rate-limit.ts';
+import type { GraphQLMetrics, GraphQLOutcome } from '../metrics/metrics.ts';
 import { operationLimitRules, rootFieldNames } from './operation-limits.ts';
 import type { GraphQLContext } from './context.ts';
 import { DateTime, GenericScalar, JSONString } from './scalars.ts';
@@ -54,6 +56,27 @@ const operationNamePlugin: ApolloServerPlugin<GraphQLContext> = {
 };
 
 /**
+ * Counts each operation by name and outcome once its response is ready: `invalid` when the
+ * document never resolved to an operation (syntax, validation, unknown operationName),
+ * `rate_limited` for a 429, `error` when the response has top-level errors, else `success`
+ * (Saleor's typed `errors` lists in a payload are a success here).
+ */
+function metricsPlugin(metrics: GraphQLMetrics): ApolloServerPlugin<GraphQLContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ operation, operationName, response }) {
+          const errors = response.body.kind === 'single' ? response.body.singleResult.errors : undefined;
+          const outcome: GraphQLOutcome =
+            response.http.status === 429 ? 'rate_limited' : !operation ? 'invalid' : errors?.length ? 'error' : 'success';
+          metrics.graphqlOperation(operation ? operationName ?? null : undefined, outcome);
+        },
+      };
+    },
+  };
+}
+
+/**
  * Mutations an anonymous caller can use to make us work (write a state row, call the provider,
  * check a signature): each occurrence spends one point of the client's rate limit.
  */
@@ -68,7 +91,7 @@ export const RATE_LIMITED_FIELDS: ReadonlySet<string> = new Set([
 ]);
 
 /** Over the limit: HTTP 429 with Retry-After, before anything of the operation runs. */
-function rateLimitPlugin(limiter: RequestRateLimiter, maxFields: number): ApolloServerPlugin<GraphQLContext> {
+function rateLimitPlugin(limiter: RequestRateLimiter, maxFields: number, metrics: GraphQLMetrics | undefined): ApolloServerPlugin<GraphQLContext> {
   return {
     async requestDidStart() {
       if (!limiter.enabled) return;
@@ -80,6 +103,7 @@ function rateLimitPlugin(limiter: RequestRateLimiter, maxFields: number): Apollo
           const points = rootFieldNames(operation.selectionSet, (n) => fragments.get(n), maxFields).filter((f) => RATE_LIMITED_FIELDS.has(f)).length;
           const decision = await limiter.consume(contextValue.req.ip ?? 'unknown', points);
           if (decision.allowed) return;
+          metrics?.rateLimitRejected('graphql');
           contextValue.req.log.info('rate limit exceeded', { client: contextValue.req.ip });
           throw new GraphQLError('Too many requests. Please try again later.', {
             extensions: {
@@ -94,7 +118,7 @@ function rateLimitPlugin(limiter: RequestRateLimiter, maxFields: number): Apollo
   };
 }
 
-export function createGraphQLServer(log: Logger, config: Config, limiter: RequestRateLimiter): ApolloServer<GraphQLContext> {
+export function createGraphQLServer(log: Logger, config: Config, limiter: RequestRateLimiter, metrics?: GraphQLMetrics): ApolloServer<GraphQLContext> {
   return new ApolloServer<GraphQLContext>({
     typeDefs: readFileSync(SCHEMA_PATH, 'utf8'),
     resolvers,
@@ -104,7 +128,8 @@ export function createGraphQLServer(log: Logger, config: Config, limiter: Reques
       ApolloServerPluginLandingPageDisabled(),
       ApolloServerPluginCacheControlDisabled(),
       operationNamePlugin,
-      rateLimitPlugin(limiter, config.graphqlLimits.maxMutationFields),
+      rateLimitPlugin(limiter, config.graphqlLimits.maxMutationFields, metrics),
+      ...(metrics ? [metricsPlugin(metrics)] : []),
     ],
     includeStacktraceInErrorResponses: false,
     // Shutdown is ours (main.ts): Apollo's own SIGTERM handler would re-raise the signal and

@@ -4,9 +4,13 @@
  *   OPTIONS  /graphql/                 CORS preflight
  *   GET      /.well-known/jwks.json    our public signing keys
  *   GET      /healthz                  process up (no I/O)
- *   GET      /readyz                   database reachable
+ *   GET      /readyz                   ready: started (migrations, keys, plugins) and database
+ *                                      reachable; 503 while starting and while shutting down
  *   POST     /oidc/backchannel-logout/<pluginId>
- * Every request gets one JSON log line with its request id (X-Request-Id, echoed back).
+ * The socket listens from the first moment of startup (createHttpServer); until `serve` hands it
+ * the services, every request but /healthz gets a 503 saying the server is starting.
+ * Every request gets one JSON log line with its request id (X-Request-Id, echoed back) and the
+ * principal it was authenticated as (user or app id, never the token).
  *
  * One error boundary: everything parsed from a request (target, headers, cookies, body, JSON,
  * GraphQL) is parsed inside `handle`, which answers 400/413/500 itself; what Node's parser
@@ -17,8 +21,11 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { HeaderMap, type ApolloServer } from '@apollo/server';
 import type { Logger } from '../log.ts';
+import { JWKS_MAX_AGE_SECONDS } from '../config.ts';
 import { describeError } from '../log.ts';
 import type { AppServices, GraphQLContext } from '../graphql/context.ts';
+import type { Principal } from '../accounts/principal.ts';
+import type { HttpLimits } from '../config.ts';
 import { createContext } from '../graphql/context.ts';
 import type { RequestInfo } from '../plugins/contract.ts';
 import { tokenFromHeaders } from '../auth/authenticate.ts';
@@ -26,6 +33,7 @@ import { parseCookies } from '../auth/cookies.ts';
 import type { RequestRateLimiter } from '../core/rate-limit.ts';
 import { corsHeaders, originMatcher } from './cors.ts';
 import { clientAddress } from './client-address.ts';
+import { METRICS_PATH, answerMetrics, routeLabel } from '../metrics/http.ts';
 import type { Drain } from './drain.ts';
 import { BodyTooLarge, answerClientError, parseTarget, readBody } from './request-input.ts';
 
@@ -36,16 +44,78 @@ function send(res: ServerResponse, status: number, body: string, headers: Record
   res.end(body);
 }
 
-export interface HttpServerOptions {
+export interface ServingOptions {
   app: AppServices;
   graphql: ApolloServer<GraphQLContext>;
-  log: Logger;
   rateLimiter: RequestRateLimiter;
-  drain: Drain;
 }
 
-export function createHttpServer({ app, graphql, log, rateLimiter, drain }: HttpServerOptions): http.Server {
-  const limits = app.config.http;
+type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+
+/** The request log's name for who a request was authenticated as. */
+function principalLabel(principal: Principal | null | undefined): string | undefined {
+  if (!principal) return undefined;
+  return principal.kind === 'user' ? `user:${principal.user.id}` : `app:${principal.owner}:${principal.clientId}`;
+}
+
+function requestId(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID_SHAPE.test(given) ? given : randomUUID();
+}
+
+/** Answers while the services are not there yet. */
+function startingHandler(log: Logger, drain: Drain): Handler {
+  return async (req, res) => {
+    const id = requestId(req);
+    res.setHeader('x-request-id', id);
+    drain.track(res, req);
+    const path = parseTarget(req.url)?.pathname;
+    const status = path === '/healthz' && req.method === 'GET' ? 200 : 503;
+    if (status === 200) send(res, 200, '{"status":"ok"}', { 'cache-control': 'no-store' });
+    else if (path === '/readyz') send(res, 503, '{"status":"starting"}', { 'cache-control': 'no-store' });
+    else send(res, 503, JSON.stringify({ errors: [{ message: 'The server is starting; try again shortly.' }] }), { 'cache-control': 'no-store', 'retry-after': '1' });
+    log.info('request', { requestId: id, method: req.method, path, status, outcome: status < 400 ? 'ok' : 'server_starting' });
+  };
+}
+
+export interface HttpServer {
+  server: http.Server;
+  /** From now on requests are served with these services. */
+  serve(options: ServingOptions): void;
+}
+
+export function createHttpServer(limits: HttpLimits, log: Logger, drain: Drain): HttpServer {
+  let handler: Handler = startingHandler(log, drain);
+  const server = http.createServer(
+    {
+      maxHeaderSize: limits.maxHeaderBytes,
+      requestTimeout: limits.requestTimeoutMs,
+      headersTimeout: limits.headersTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      // Node checks the two timeouts above only this often (default 30 s): check often enough
+      // that a slow client is cut off close to its deadline.
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
+    },
+    (req, res) => {
+      handler(req, res).catch((e: unknown) => {
+        // The handler answers its own errors; this is the last line of defence.
+        log.error('request handler escaped its error boundary', describeError(e));
+        if (!res.headersSent) send(res, 500, JSON.stringify({ errors: [{ message: 'Internal Server Error' }] }), { connection: 'close' });
+        else res.destroy();
+      });
+    },
+  );
+  server.maxHeadersCount = limits.maxHeadersCount;
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => answerClientError(err, socket, log));
+  return {
+    server,
+    serve(options) {
+      handler = requestHandler({ ...options, log, drain });
+    },
+  };
+}
+
+function requestHandler({ app, graphql, log, rateLimiter, drain }: ServingOptions & { log: Logger; drain: Drain }): Handler {
   const allowedOrigin = originMatcher(app.config.allowedGraphqlOrigins);
 
   async function handleGraphQL(
@@ -109,14 +179,14 @@ export function createHttpServer({ app, graphql, log, rateLimiter, drain }: Http
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint();
-    const given = req.headers['x-request-id'];
-    const requestId = typeof given === 'string' && REQUEST_ID_SHAPE.test(given) ? given : randomUUID();
-    res.setHeader('x-request-id', requestId);
+    const id = requestId(req);
+    res.setHeader('x-request-id', id);
     drain.track(res, req);
-    const reqLog = log.child({ requestId });
+    const reqLog = log.child({ requestId: id });
     const ctxOut: { ctx?: GraphQLContext } = {};
     let status = 500;
     let path: string | undefined;
+    let ip: string | undefined;
     try {
       const url = parseTarget(req.url);
       if (!url) {
@@ -126,9 +196,10 @@ export function createHttpServer({ app, graphql, log, rateLimiter, drain }: Http
       }
       path = url.pathname;
       const setCookies: string[] = [];
+      ip = clientAddress(req, app.config.trustProxy);
       const info: RequestInfo = {
-        requestId,
-        ip: clientAddress(req, app.config.trustProxy),
+        requestId: id,
+        ip,
         userAgent: req.headers['user-agent'],
         cookies: parseCookies(req.headers.cookie),
         setCookie: (c) => setCookies.push(c),
@@ -146,6 +217,8 @@ export function createHttpServer({ app, graphql, log, rateLimiter, drain }: Http
           status = 405;
           send(res, 405, JSON.stringify({ errors: [{ message: 'Method not allowed.' }] }), { ...cors, allow: 'POST, GET, OPTIONS' });
         }
+      } else if (path === METRICS_PATH && (req.method === 'GET' || req.method === 'HEAD')) {
+        status = await answerMetrics(req, res, app.metrics, app.config, false);
       } else if (path === '/healthz' && req.method === 'GET') {
         status = 200;
         send(res, 200, '{"status":"ok"}', { 'cache-control': 'no-store' });
@@ -166,12 +239,13 @@ export function createHttpServer({ app, graphql, log, rateLimiter, drain }: Http
         status = 200;
         send(res, 200, JSON.stringify(app.keyring.jwks()), {
           'content-type': 'application/jwk-set+json',
-          'cache-control': 'public, max-age=300',
+          'cache-control': `public, max-age=${JWKS_MAX_AGE_SECONDS}`,
           'access-control-allow-origin': '*',
         });
       } else if (path.startsWith('/oidc/backchannel-logout/') && req.method === 'POST') {
         const decision = await rateLimiter.consume(info.ip ?? 'unknown');
         if (!decision.allowed) {
+          app.metrics.rateLimitRejected('backchannel_logout');
           status = 429;
           send(res, 429, '{"error":"too_many_requests"}', { 'cache-control': 'no-store', 'retry-after': String(decision.retryAfterSeconds) });
           return;
@@ -202,11 +276,14 @@ export function createHttpServer({ app, graphql, log, rateLimiter, drain }: Http
       }
     } finally {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      app.metrics.httpRequest(routeLabel(path), req.method, status, ms / 1000);
       reqLog.info('request', {
         method: req.method,
         path,
         status,
         operationName: ctxOut.ctx?.meta.operationName,
+        clientAddress: ip,
+        principal: principalLabel(ctxOut.ctx?.principalNow()),
         durationMs: Math.round(ms * 100) / 100,
         outcome: status < 400 ? 'ok' : status < 500 ? 'client_error' : 'server_error',
       });
@@ -228,26 +305,5 @@ export function createHttpServer({ app, graphql, log, rateLimiter, drain }: Http
     return ok ? 200 : 400;
   }
 
-  const server = http.createServer(
-    {
-      maxHeaderSize: limits.maxHeaderBytes,
-      requestTimeout: limits.requestTimeoutMs,
-      headersTimeout: limits.headersTimeoutMs,
-      keepAliveTimeout: limits.keepAliveTimeoutMs,
-      // Node checks the two timeouts above only this often (default 30 s): check often enough
-      // that a slow client is cut off close to its deadline.
-      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
-    },
-    (req, res) => {
-      handle(req, res).catch((e: unknown) => {
-        // handle() answers its own errors; this is the last line of defence.
-        log.error('request handler escaped its error boundary', describeError(e));
-        if (!res.headersSent) send(res, 500, JSON.stringify({ errors: [{ message: 'Internal Server Error' }] }), { connection: 'close' });
-        else res.destroy();
-      });
-    },
-  );
-  server.maxHeadersCount = limits.maxHeadersCount;
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => answerClientError(err, socket, log));
-  return server;
+  return handle;
 }

@@ -49,7 +49,11 @@ export function appPermissions(scope: string | null, permissionsClaim: unknown, 
 }
 
 export class IdentityService {
-  constructor(private readonly prisma: Prisma) {}
+  constructor(
+    private readonly prisma: Prisma,
+    /** Told when a login changed a user's staff status, permissions or groups (caches forget them). */
+    private readonly onUserChanged: (userId: number) => Promise<void> = async () => {},
+  ) {}
 
   private async link(identity: VerifiedIdentity, rules: IdentityRules): Promise<User> {
     if (identity.email) {
@@ -96,11 +100,13 @@ export class IdentityService {
           emailVerified: identity.email ? identity.emailVerified && normalizeEmail(identity.email) === user.email : user.isStaff,
         },
       );
-      ({ user, permissions } = await applyStaffDecision(this.prisma, user, decision, {
+      let changed: boolean;
+      ({ user, permissions, changed } = await applyStaffDecision(this.prisma, user, decision, {
         useScopePermissions: rules.useScopePermissions,
         defaultGroupName: rules.defaultGroupName,
         providerGroups: identity.groups,
       }));
+      if (changed) await this.onUserChanged(user.id);
     } else {
       permissions = user.isStaff ? await effectivePermissions(this.prisma, user) : [];
     }

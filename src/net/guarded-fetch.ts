@@ -18,6 +18,9 @@
  * The result is a fetch-compatible function for openid-client v6's `customFetch` and jose's
  * `createRemoteJWKSet` `[customFetch]`. It returns a standard `globalThis.Response` holding
  * the buffered body (oauth4webapi checks `instanceof Response`).
+ *
+ * `observedFetch` wraps such a fetch to report each call's URL, outcome and duration (for
+ * metrics); `outboundOutcome` names how a call ended, by status class and error kind.
  */
 import dns from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
@@ -187,6 +190,72 @@ export function createGuardedFetch(options: GuardedFetchOptions): typeof fetch {
     } catch (err) {
       throw fail(err);
     }
+  };
+}
+
+/**
+ * How one outbound call ended: an HTTP answer by status class, or why there was none (a time
+ * limit, a network failure, a destination refused by policy, an answer refused: a redirect or
+ * a body over the size limit).
+ */
+export type OutboundOutcome = 'ok' | 'http_4xx' | 'http_5xx' | 'timeout' | 'network_error' | 'blocked' | 'invalid_response';
+
+/** The outcome of a call that answered `status`, or that threw `error`. */
+export function outboundOutcome(ended: { status: number } | { error: unknown }): OutboundOutcome {
+  if ('status' in ended) return ended.status >= 500 ? 'http_5xx' : ended.status >= 400 ? 'http_4xx' : 'ok';
+  const e = ended.error;
+  if (e instanceof OutboundError) {
+    switch (e.kind) {
+      case 'timeout':
+        return 'timeout';
+      case 'blocked-address':
+      case 'insecure-scheme':
+        return 'blocked';
+      case 'redirect':
+      case 'too-large':
+        return 'invalid_response';
+      default:
+        return 'network_error';
+    }
+  }
+  // The caller's own time limit (openid-client's AbortSignal.timeout, jose's) keeps its reason.
+  if (e instanceof DOMException && (e.name === 'TimeoutError' || e.name === 'AbortError')) return 'timeout';
+  return 'network_error';
+}
+
+/** Told about every call made through an observed fetch; `url` undefined when unparsable. */
+export type FetchObserver = (url: URL | undefined, outcome: OutboundOutcome, seconds: number) => void;
+
+/**
+ * `fetchImpl`, reporting each call to `observe` once it ended (the guarded fetch buffers the
+ * body, so the duration includes reading it). The call's result or error is passed through
+ * untouched, and an observer that throws is ignored.
+ */
+export function observedFetch(fetchImpl: typeof fetch, observe: FetchObserver): typeof fetch {
+  return async function observed(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+    let url: URL | undefined;
+    try {
+      url = new URL(input instanceof Request ? input.url : typeof input === 'string' ? input : input.href);
+    } catch {
+      url = undefined;
+    }
+    const started = process.hrtime.bigint();
+    const report = (ended: { status: number } | { error: unknown }) => {
+      try {
+        observe(url, outboundOutcome(ended), Number(process.hrtime.bigint() - started) / 1e9);
+      } catch {
+        // Observing never changes the call.
+      }
+    };
+    let response: Response;
+    try {
+      response = await fetchImpl(input, init);
+    } catch (error) {
+      report({ error });
+      throw error;
+    }
+    report({ status: response.status });
+    return response;
   };
 }
 

@@ -4,9 +4,10 @@
  * - Known ids are the stored configurations plus the built-in defaults (Saleor's OIDC plugin
  *   id exists, inactive, before anyone configures it).
  * - A snapshot of all configurations is cached; it is re-read when this process updates one,
- *   and otherwise at most every SNAPSHOT_TTL_MS (so writes by another process, e.g. the CLI
- *   or a second server, are seen within that time). Instances survive a reload unless their
- *   own configuration changed, so their caches (JWKS, discovery) stay warm.
+ *   when another process announces a change (`invalidate`, through the invalidation channel;
+ *   every write here is announced through `onChange`), and otherwise at most every
+ *   SNAPSHOT_TTL_MS. Instances survive a reload unless their own configuration changed, so their
+ *   caches (JWKS, discovery) stay warm.
  */
 import { FieldError, FieldErrors } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -42,6 +43,8 @@ export class PluginManager<Services = unknown> {
   private entries = new Map<string, Entry>();
   private loadedAt = 0;
   private loading: Promise<void> | undefined;
+  /** Bumped by invalidate(): a load that started before it may have read the old rows. */
+  private generation = 0;
 
   constructor(
     kinds: readonly PluginKind<Services>[],
@@ -49,6 +52,8 @@ export class PluginManager<Services = unknown> {
     private readonly store: PluginConfigStore,
     private readonly services: Services,
     private readonly log: Logger,
+    /** Announces a write of this process (to the other instances). */
+    private readonly onChange: () => Promise<void> = async () => {},
   ) {
     this.kinds = new Map(kinds.map((k) => [k.kind, k]));
   }
@@ -61,6 +66,7 @@ export class PluginManager<Services = unknown> {
   }
 
   private async load(): Promise<void> {
+    const generation = this.generation;
     const rows = await this.store.loadAll(this.kinds as ReadonlyMap<string, PluginKind<never>>);
     const wanted = new Map<string, Entry['stored']>();
     for (const b of this.builtins) {
@@ -88,16 +94,20 @@ export class PluginManager<Services = unknown> {
     }
     for (const [id, entry] of this.entries) if (!next.has(id)) entry.instance.close?.();
     this.entries = next;
-    this.loadedAt = Date.now();
+    // Invalidated while reading: what was read may predate the change; read again next time.
+    this.loadedAt = generation === this.generation ? Date.now() : 0;
   }
 
   private async fresh(): Promise<Map<string, Entry>> {
-    if (Date.now() - this.loadedAt > SNAPSHOT_TTL_MS) await this.reload();
+    // A load already running when the snapshot was invalidated does not count: wait for it,
+    // then read again (bounded: a storm of invalidations cannot hold a request forever).
+    for (let i = 0; i < 3 && Date.now() - this.loadedAt > SNAPSHOT_TTL_MS; i++) await this.reload();
     return this.entries;
   }
 
-  /** Forces the next read to reload from the database. */
+  /** Forces the next read to reload from the database (another process changed something). */
   invalidate(): void {
+    this.generation++;
     this.loadedAt = 0;
   }
 
@@ -141,6 +151,7 @@ export class PluginManager<Services = unknown> {
     options: { createAs?: { kind: string; name?: string } } = {},
   ): Promise<{ plugin: PluginView; changed: string[] }> {
     let updatedKind: PluginKind<Services> | undefined;
+    let saved = false;
     const changed = await this.store.transact(id, this.kinds as ReadonlyMap<string, PluginKind<never>>, async (row, save) => {
       // Start from the database row (not the cache): concurrent updates must not lose changes.
       const builtin = this.builtins.find((b) => b.id === id);
@@ -155,14 +166,18 @@ export class PluginManager<Services = unknown> {
       const current = { active: row?.active ?? false, values: { ...defaultValues(kind), ...fresh, ...row?.values } };
       updatedKind = kind;
       const result = applyUpdate(kind as PluginKind, current, update);
-      if (result.changed.length > 0 || !row) await save(kind, { id, name, active: result.active, values: result.values });
+      if (result.changed.length > 0 || !row) {
+        await save(kind, { id, name, active: result.active, values: result.values });
+        saved = true;
+      }
       return result.changed;
     });
     await this.reloadAfterWrite();
+    if (saved) await this.onChange();
     if (changed.length && updatedKind?.afterUpdate) await updatedKind.afterUpdate(id, changed, this.services);
-    const saved = this.entries.get(id);
-    if (!saved) throw new Error(`plugin ${id} vanished after it was saved`);
-    return { plugin: this.view(saved), changed };
+    const entry = this.entries.get(id);
+    if (!entry) throw new Error(`plugin ${id} vanished after it was saved`);
+    return { plugin: this.view(entry), changed };
   }
 
   /** A load that starts after our write (not one already running, which may miss it). */
@@ -192,6 +207,7 @@ export class PluginManager<Services = unknown> {
     const kind = this.entries.get(id)?.kind;
     if (!(await this.store.remove(id))) throw new FieldErrors([new FieldError('id', 'NOT_FOUND', `Plugin with id ${id} does not exist.`)]);
     await this.reloadAfterWrite();
+    await this.onChange();
     await kind?.afterRemove?.(id, this.services);
   }
 

@@ -22,6 +22,7 @@ import type { AuditLog } from '../accounts/audit.ts';
 import type { RequestInfo } from '../core/request.ts';
 import { AppError } from '../core/errors.ts';
 import { fingerprint } from '../log.ts';
+import { failureOutcome, type RevocationReason, type SessionMetrics } from '../metrics/metrics.ts';
 import type { IdentityRules, IdentityService, VerifiedIdentity } from '../identity/identity.ts';
 import { SessionStore } from './store.ts';
 import { KeyedQueue } from './keyed-queue.ts';
@@ -85,15 +86,18 @@ export class SessionRefresher {
     private readonly identity: IdentityService,
     private readonly audit: AuditLog,
     private readonly timing: RefreshTiming,
+    private readonly metrics?: Pick<SessionMetrics, 'refresh'>,
   ) {}
 
   refresh(request: RefreshRequest, port: RefreshPort, req: RequestInfo): Promise<RefreshOutcome> {
     return this.queue.run(request.sessionId, () => this.refreshInTurn(request, port, req)).then(
       async (outcome) => {
+        this.metrics?.refresh('success');
         await this.record(req, port, outcome.user.user.id, 'success', { via: outcome.via, rotated: request.rotate && outcome.via !== 'grace' });
         return outcome;
       },
       async (e: unknown) => {
+        this.metrics?.refresh(failureOutcome(e));
         const reason = e instanceof AppError ? e.detail ?? e.code : 'unexpected error';
         await this.record(req, port, request.userId, 'failure', { reason, code: e instanceof AppError ? e.code : undefined });
         throw e;
@@ -105,8 +109,9 @@ export class SessionRefresher {
     return this.audit.record({ type: 'refresh', outcome, userId, pluginId: port.pluginId, ip: req.ip, userAgent: req.userAgent, requestId: req.requestId, detail });
   }
 
-  private async end(session: Session, reason: string, req: RequestInfo): Promise<never> {
-    await this.store.revoke(session.id, reason);
+  /** `label`: the metrics label when `reason` is free text (see REVOCATION_REASONS). */
+  private async end(session: Session, reason: string, req: RequestInfo, label?: RevocationReason): Promise<never> {
+    await this.store.revoke(session.id, reason, label);
     req.log.warn('session revoked', { session: fingerprint(session.id), reason });
     throw new AppError('session_ended', SESSION_ENDED, reason);
   }
@@ -165,7 +170,7 @@ export class SessionRefresher {
     try {
       return await step();
     } catch (e) {
-      if (e instanceof AppError && e.code === 'grant_ended') return this.end(session, e.detail ?? 'provider ended the grant', req);
+      if (e instanceof AppError && e.code === 'grant_ended') return this.end(session, e.detail ?? 'provider ended the grant', req, 'grant_ended');
       throw e;
     }
   }
@@ -186,7 +191,7 @@ export class SessionRefresher {
         try {
           user = await this.identity.resolve({ ...identity, scope: identity.scope ?? session.grantedScope }, port.rules);
         } catch (e) {
-          if (e instanceof AppError) return await this.end(session, e.detail ?? e.code, req);
+          if (e instanceof AppError) return await this.end(session, e.detail ?? e.code, req, 'identity_refused');
           throw e;
         }
       } else {

@@ -2,7 +2,7 @@
  * The session service: every plugin's sessions are created, refreshed, revoked and logged out
  * here (plugins only talk to their provider). Revocation is per session, per user and per
  * connection, and every revocation is announced to `onRevoked` listeners (the request
- * authenticator forgets cached principals of those sessions at once).
+ * authenticator forgets cached principals of those sessions at once) and counted by reason.
  *
  * Back-channel logout tokens are single-use: their (issuer, jti) is remembered in the database
  * until they expire, so every instance refuses a replay, and only sessions created before the
@@ -13,6 +13,7 @@ import type { SecretBox } from '../crypto/secret-box.ts';
 import type { AuditLog } from '../accounts/audit.ts';
 import type { IdentityService } from '../identity/identity.ts';
 import type { RequestInfo } from '../core/request.ts';
+import type { SessionMetrics } from '../metrics/metrics.ts';
 import { SessionStore, type NewSession, type Session } from './store.ts';
 import { SessionRefresher, type RefreshOutcome, type RefreshPort, type RefreshRequest, type RefreshTiming } from './refresh.ts';
 
@@ -38,9 +39,10 @@ export class SessionService {
   private readonly refresher: SessionRefresher;
   private readonly listeners: Array<(sessionIds: string[]) => void> = [];
 
-  constructor(prisma: Prisma, box: SecretBox, identity: IdentityService, audit: AuditLog, timing: RefreshTiming) {
-    this.store = new SessionStore(prisma, box, (ids) => this.announce(ids));
-    this.refresher = new SessionRefresher(this.store, identity, audit, timing);
+  /** `metrics`: counts refreshes by outcome and revocations by reason (optional). */
+  constructor(prisma: Prisma, box: SecretBox, identity: IdentityService, audit: AuditLog, timing: RefreshTiming, metrics?: SessionMetrics) {
+    this.store = new SessionStore(prisma, box, (ids) => this.announce(ids), metrics);
+    this.refresher = new SessionRefresher(this.store, identity, audit, timing, metrics);
   }
 
   /** Called with the ids of sessions that just ended. */

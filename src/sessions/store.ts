@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { Prisma } from '../db/database.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import type { Session } from '../generated/prisma/client.ts';
+import type { SessionMetrics, RevocationReason } from '../metrics/metrics.ts';
 
 const live = () => ({ revokedAt: null, expiresAt: { gt: new Date() } });
 
@@ -38,8 +39,18 @@ export class SessionStore {
     private readonly prisma: Prisma,
     private readonly box: SecretBox,
     /** Told the ids of sessions that were just revoked. */
-    private readonly revoked: (ids: string[]) => void = () => {},
+    private readonly announce: (ids: string[]) => void = () => {},
+    private readonly metrics?: Pick<SessionMetrics, 'sessionsRevoked'>,
   ) {}
+
+  /**
+   * Every revocation ends here: listeners are told, and it is counted by reason (`label` when
+   * the stored reason is free text, e.g. a provider's refusal).
+   */
+  private revoked(ids: string[], reason: string, label?: RevocationReason): void {
+    this.metrics?.sessionsRevoked(label ?? reason, ids.length);
+    this.announce(ids);
+  }
 
   async create(s: NewSession): Promise<Session> {
     return this.prisma.session.create({
@@ -142,12 +153,13 @@ export class SessionStore {
     return count === 1 ? this.get(id) : null;
   }
 
-  async revoke(id: string, reason: string): Promise<boolean> {
+  /** `label`: the reason's metrics label, when `reason` is not one of REVOCATION_REASONS. */
+  async revoke(id: string, reason: string, label?: RevocationReason): Promise<boolean> {
     const { count } = await this.prisma.session.updateMany({
       where: { id, revokedAt: null },
       data: { revokedAt: new Date(), revokedReason: reason },
     });
-    if (count > 0) this.revoked([id]);
+    if (count > 0) this.revoked([id], reason, label);
     return count > 0;
   }
 
@@ -157,7 +169,7 @@ export class SessionStore {
     if (sessions.length) {
       await this.prisma.session.updateMany({ where: { id: { in: sessions.map((x) => x.id) }, revokedAt: null }, data: { revokedAt: new Date(), revokedReason: reason } });
     }
-    this.revoked(sessions.map((x) => x.id));
+    this.revoked(sessions.map((x) => x.id), reason);
     return sessions.map((x) => x.id);
   }
 
@@ -168,7 +180,7 @@ export class SessionStore {
       where: { pluginId, revokedAt: null },
       data: { revokedAt: new Date(), revokedReason: reason },
     });
-    this.revoked(sessions.map((x) => x.id));
+    this.revoked(sessions.map((x) => x.id), reason);
     return count;
   }
 
@@ -200,7 +212,7 @@ export class SessionStore {
       }
       return sessions;
     });
-    if (ended !== 'replayed') this.revoked(ended.map((x) => x.id));
+    if (ended !== 'replayed') this.revoked(ended.map((x) => x.id), reason);
     return ended;
   }
 }

@@ -1,17 +1,28 @@
 /**
- * Our token-signing keys. The newest key that is not retired signs; retired keys keep
- * verifying (and stay in the JWKS) until `verifyUntil`, i.e. until every token they signed
- * has expired. `kid` is the RFC 7638 thumbprint of the public key.
+ * Our token-signing keys. Retired keys keep verifying (and stay in the JWKS) until
+ * `verifyUntil`, i.e. until every token they signed has expired. `kid` is the RFC 7638
+ * thumbprint of the public key.
+ *
+ * Rotation is staged: a new key is published in the JWKS at once but signs only from
+ * `signsFrom` (KEY_ROTATION_PUBLISH_SECONDS later, the JWKS cache max-age), when the keys it
+ * replaces retire; so no relying party meets a token signed by a key it could not have fetched
+ * yet. Which key signs is decided from the clock on every call, so every instance holding the
+ * same rows switches at the same instant.
  *
  * Keys are stored in the database (private part sealed with the server secret), so every
- * process sees the same set; a running server picks up a rotation made by the CLI within
- * RELOAD_INTERVAL_MS, or at once when it meets a token signed with a kid it does not know.
+ * process sees the same set. A process learns of a change through the invalidation channel
+ * (`reloadAfterChange`), else within RELOAD_INTERVAL_MS, or at once when it meets a token signed
+ * with a kid it does not know. The first key is created under an advisory lock: instances
+ * starting together on an empty database create one key.
  */
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import type { Prisma } from '../db/database.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import type { SigningAlgorithm } from '../config.ts';
 import type { Logger } from '../log.ts';
+
+/** pg_advisory_xact_lock key serialising the creation of the first signing key ('sakeys'). */
+const FIRST_KEY_LOCK = 0x73616b657973;
 
 const SEAL_PURPOSE = 'signing-key';
 const RELOAD_INTERVAL_MS = 30_000;
@@ -25,6 +36,8 @@ export interface LoadedKey {
   publicKey: CryptoKey;
   privateKey: CryptoKey;
   createdAt: Date;
+  /** Signs from this instant (createdAt unless staged). */
+  signsFrom: Date;
   retiredAt: Date | null;
   verifyUntil: Date | null;
 }
@@ -33,9 +46,15 @@ export interface KeyringOptions {
   algorithm: SigningAlgorithm;
   /** How long a retired key must keep verifying: the longest lifetime of a token we mint. */
   maxTokenLifetimeSeconds: number;
+  /** A rotated-in key is published this long before it signs (KEY_ROTATION_PUBLISH_SECONDS). */
+  publishSeconds: number;
+  /** Serialise the first key's creation with an advisory lock (several processes on PostgreSQL). */
+  lockFirstKey?: boolean;
 }
 
-async function createKeyRow(prisma: Prisma, box: SecretBox, alg: SigningAlgorithm) {
+type KeyWriter = Pick<Prisma, 'signingKey'>;
+
+async function createKeyRow(prisma: KeyWriter, box: SecretBox, alg: SigningAlgorithm, signsFrom?: Date) {
   const { publicKey, privateKey } = await generateKeyPair(alg, {
     extractable: true,
     ...(alg === 'RS256' ? { modulusLength: 2048 } : {}),
@@ -50,34 +69,37 @@ async function createKeyRow(prisma: Prisma, box: SecretBox, alg: SigningAlgorith
       alg,
       publicJwk: publicForJwks as object,
       privateJwkEncrypted: box.seal(JSON.stringify(privateJwk), SEAL_PURPOSE),
+      ...(signsFrom ? { signsFrom } : {}),
     },
   });
   return kid;
 }
 
 /**
- * Creates a new signing key and retires the previous ones: they keep verifying for
- * `maxTokenLifetimeSeconds`. Returns the new kid. Used by the CLI (`keys rotate`).
+ * Staged rotation (CLI `keys rotate`): creates a key that signs from `publishSeconds` from
+ * now; the keys signing until then retire at that instant and keep verifying for
+ * `maxTokenLifetimeSeconds` more. Returns the new kid, the retired kids and when it signs.
  */
 export async function rotateSigningKey(
   prisma: Prisma,
   box: SecretBox,
   options: KeyringOptions,
-): Promise<{ kid: string; retired: string[] }> {
-  const now = new Date();
-  const verifyUntil = new Date(now.getTime() + options.maxTokenLifetimeSeconds * 1000);
-  const current = await prisma.signingKey.findMany({ where: { retiredAt: null }, select: { kid: true } });
-  const kid = await createKeyRow(prisma, box, options.algorithm);
-  await prisma.signingKey.updateMany({
-    where: { kid: { in: current.map((k) => k.kid) } },
-    data: { retiredAt: now, verifyUntil },
+): Promise<{ kid: string; retired: string[]; signsFrom: Date }> {
+  const signsFrom = new Date(Date.now() + options.publishSeconds * 1000);
+  const verifyUntil = new Date(signsFrom.getTime() + options.maxTokenLifetimeSeconds * 1000);
+  return prisma.$transaction(async (tx) => {
+    const current = await tx.signingKey.findMany({ where: { retiredAt: null }, select: { kid: true } });
+    const kid = await createKeyRow(tx, box, options.algorithm, signsFrom);
+    await tx.signingKey.updateMany({
+      where: { kid: { in: current.map((k) => k.kid) } },
+      data: { retiredAt: signsFrom, verifyUntil },
+    });
+    return { kid, retired: current.map((k) => k.kid), signsFrom };
   });
-  return { kid, retired: current.map((k) => k.kid) };
 }
 
 export class Keyring {
   private keys = new Map<string, LoadedKey>();
-  private signer: LoadedKey | undefined;
   private loadedAt = 0;
   private lastUnknownKidReload = 0;
   private reloading: Promise<void> | undefined;
@@ -89,15 +111,35 @@ export class Keyring {
     private readonly log: Logger,
   ) {}
 
-  /** Loads the keys, creating the first one on an empty database. */
+  /**
+   * Loads the keys, creating the first one on an empty database: under an advisory lock when
+   * `lockFirstKey`, so that instances starting together create exactly one.
+   */
   async init(): Promise<void> {
     await this.reload();
-    if (!this.signer) {
-      const kid = await createKeyRow(this.prisma, this.box, this.options.algorithm);
-      this.log.info('created signing key', { kid, alg: this.options.algorithm });
-      await this.reload();
+    if (this.currentSigner()) return;
+    const created = await this.prisma.$transaction(
+      async (tx) => {
+        if (this.options.lockFirstKey) await tx.$executeRaw`SELECT pg_advisory_xact_lock(${FIRST_KEY_LOCK}::bigint)`;
+        const rows = await tx.signingKey.findMany({ where: { retiredAt: null }, select: { privateJwkEncrypted: true } });
+        // A key another instance created while we waited for the lock will do, if we can open it.
+        if (rows.some((r) => this.canOpen(r.privateJwkEncrypted))) return undefined;
+        return createKeyRow(tx, this.box, this.options.algorithm);
+      },
+      { timeout: 30_000, maxWait: 30_000 },
+    );
+    if (created) this.log.info('created signing key', { kid: created, alg: this.options.algorithm });
+    await this.reload();
+    if (!this.currentSigner()) throw new Error('no usable signing key after creating one');
+  }
+
+  private canOpen(sealed: string): boolean {
+    try {
+      this.box.open(sealed, SEAL_PURPOSE);
+      return true;
+    } catch {
+      return false;
     }
-    if (!this.signer) throw new Error('no usable signing key after creating one');
   }
 
   /** Re-reads keys from the database (coalesced: concurrent callers share one query). */
@@ -106,6 +148,15 @@ export class Keyring {
       this.reloading = undefined;
     });
     return this.reloading;
+  }
+
+  /**
+   * Another process changed the keys: a read that starts now (not one already running, which
+   * may have missed the change).
+   */
+  async reloadAfterChange(): Promise<void> {
+    await this.reloading?.catch(() => {});
+    await this.reload();
   }
 
   private async load(): Promise<void> {
@@ -132,6 +183,7 @@ export class Keyring {
           publicKey: (await importJWK(publicJwk, alg)) as CryptoKey,
           privateKey: (await importJWK(privateJwk, alg)) as CryptoKey,
           createdAt: row.createdAt,
+          signsFrom: row.signsFrom ?? row.createdAt,
           retiredAt: row.retiredAt,
           verifyUntil: row.verifyUntil,
         });
@@ -141,8 +193,6 @@ export class Keyring {
       }
     }
     this.keys = next;
-    // rows are newest first: the first unretired key signs.
-    this.signer = [...next.values()].find((k) => k.retiredAt === null);
     this.loadedAt = Date.now();
   }
 
@@ -152,11 +202,28 @@ export class Keyring {
     }
   }
 
+  /**
+   * The key signing now: of the keys whose `signsFrom` has come, the latest one that has not
+   * retired. When every such key has retired (a rotation this process has not loaded yet), the
+   * latest of them keeps signing: it still verifies everywhere.
+   */
+  private currentSigner(now = Date.now()): LoadedKey | undefined {
+    let latest: LoadedKey | undefined;
+    let active: LoadedKey | undefined;
+    for (const k of this.keys.values()) {
+      if (k.signsFrom.getTime() > now) continue;
+      if (!latest || k.signsFrom > latest.signsFrom) latest = k;
+      if ((k.retiredAt === null || k.retiredAt.getTime() > now) && (!active || k.signsFrom > active.signsFrom)) active = k;
+    }
+    return active ?? latest;
+  }
+
   /** The key that signs new tokens. */
   signingKey(): LoadedKey {
     this.refreshInBackgroundIfDue();
-    if (!this.signer) throw new Error('keyring not initialised');
-    return this.signer;
+    const signer = this.currentSigner();
+    if (!signer) throw new Error('keyring not initialised');
+    return signer;
   }
 
   /**

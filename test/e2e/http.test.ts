@@ -111,6 +111,28 @@ describe('GraphQL over HTTP', () => {
     expect(line).toMatchObject({ operationName: 'WhoAmI', status: 200, outcome: 'ok', level: 'info' });
     expect(typeof line.durationMs).toBe('number');
   });
+
+  it('logs the principal (user id, never the token) and the client address', async () => {
+    const { upsertStaffUser } = await import('../../src/accounts/users.ts');
+    const { CORE_TOKEN_OWNER } = await import('../../src/tokens/jwt.ts');
+    const app = s.running.app;
+    const user = await upsertStaffUser(app.db.prisma, { email: 'logged@example.com', permissions: [] });
+    const token = await app.tokens.mintAccessToken(user, [], CORE_TOKEN_OWNER);
+    const res = await fetch(`${s.url}/graphql/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'req-principal-1', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: 'query Me { me { email } }' }),
+    });
+    expect(((await res.json()) as { data: { me: { email: string } } }).data.me.email).toBe('logged@example.com');
+    const line = s.logs.map((l) => JSON.parse(l)).find((l) => l.requestId === 'req-principal-1' && l.message === 'request');
+    expect(line).toMatchObject({ principal: `user:${user.id}`, operationName: 'Me', status: 200 });
+    expect(line.clientAddress).toMatch(/^(::ffff:)?127\.0\.0\.1$/);
+    expect(s.logs.some((l) => l.includes(token))).toBe(false);
+    // Anonymous: no principal field.
+    await fetch(`${s.url}/graphql/`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': 'req-anon-1' }, body: '{"query":"{ me { id } }"}' });
+    const anon = s.logs.map((l) => JSON.parse(l)).find((l) => l.requestId === 'req-anon-1' && l.message === 'request');
+    expect(anon.principal).toBeUndefined();
+  });
 });
 
 describe('JSONString input', () => {

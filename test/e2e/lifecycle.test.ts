@@ -135,7 +135,7 @@ function loginBody(): string {
 }
 
 describe.skipIf(!TEST_DATABASE_URL)('a database that is not up yet', () => {
-  it('the server retries with backoff, says so, and starts once PostgreSQL comes up', async () => {
+  it('the server retries with backoff, says so, answers /readyz 503 "starting" meanwhile, and starts once PostgreSQL comes up', async () => {
     // A relay to the real PostgreSQL that drops every connection for 2 s after the first one
     // arrives (the database "is not up yet"), then passes them through.
     const real = new URL(TEST_DATABASE_URL!);
@@ -163,9 +163,41 @@ describe.skipIf(!TEST_DATABASE_URL)('a database that is not up yet', () => {
     const relayed = new URL(database.url!);
     relayed.hostname = '127.0.0.1';
     relayed.port = String((relay.address() as AddressInfo).port);
+    // A known port, so that the server can be asked before it says it is listening.
+    const port = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (probe.address() as AddressInfo).port;
+        probe.close(() => resolve(p));
+      });
+    });
+    const whileStarting: Array<{ readyz: number; body: string; healthz: number; graphql: number }> = [];
+    let started = false;
+    const poll = (async () => {
+      while (!started) {
+        try {
+          const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+          const body = await ready.text();
+          if (ready.status === 200) break;
+          const healthz = (await fetch(`http://127.0.0.1:${port}/healthz`)).status;
+          const graphql = (await fetch(`http://127.0.0.1:${port}/graphql/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{ shop { name } }"}' })).status;
+          whileStarting.push({ readyz: ready.status, body, healthz, graphql });
+        } catch {
+          // not listening yet
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
     let proc: ServerProcess | undefined;
     try {
-      proc = await startServerProcess({ database: { url: relayed.toString(), drop: async () => {} }, env: { DATABASE_CONNECT_TIMEOUT_SECONDS: '30' }, startTimeoutMs: 30_000 });
+      proc = await startServerProcess({
+        database: { url: relayed.toString(), drop: async () => {} },
+        env: { DATABASE_CONNECT_TIMEOUT_SECONDS: '30', PORT: String(port) },
+        startTimeoutMs: 30_000,
+      });
+      started = true;
+      await poll;
+      expect(whileStarting.length).toBeGreaterThanOrEqual(3);
+      for (const seen of whileStarting) expect(seen).toEqual({ readyz: 503, body: '{"status":"starting"}', healthz: 200, graphql: 503 });
       expect(dropped).toBeGreaterThanOrEqual(1);
       const waits = proc.logRecords().filter((r) => r['message'] === 'database not reachable yet; retrying');
       expect(waits.length).toBeGreaterThanOrEqual(1);

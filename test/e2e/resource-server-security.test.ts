@@ -282,7 +282,7 @@ describe('our own tokens', () => {
     const unused = track(await app.tokens.mintAccessToken(user, ['MANAGE_ORDERS'], CORE_TOKEN_OWNER));
     expect(await me(s, used1)).toEqual(ALICE);
 
-    const rotated = await rotateSigningKey(app.db.prisma, app.box, keyringOptions(s.config));
+    const rotated = await rotateSigningKey(app.db.prisma, app.box, { ...keyringOptions(s.config), publishSeconds: 0 });
     await app.keyring.reload();
     expect(rotated.retired).toHaveLength(1);
     // Retired but still verifying.

@@ -383,7 +383,7 @@ describe('signing key rotation', () => {
     const kidA = decodeProtectedHeader(tokenA).kid!;
     expect(await jwksKids()).toEqual([kidA]);
 
-    const rotated = await rotateSigningKey(app().db.prisma, app().box, keyringOptions(s.config));
+    const rotated = await rotateSigningKey(app().db.prisma, app().box, { ...keyringOptions(s.config), publishSeconds: 0 });
     expect(rotated.retired).toEqual([kidA]);
     await app().keyring.reload();
 
@@ -417,6 +417,37 @@ describe('signing key rotation', () => {
     expect((await verify(tokenB)).isValid).toBe(true);
     expect(await me({ authorization: `Bearer ${tokenB}` })).toMatchObject({ email: 'rotation@example.com' });
     expect(decodeJwt(tokenB)['iss']).toBe(s.config.issuer);
+  });
+
+  it('staged: a rotated-in key is published at once and signs only from signsFrom, when the old one retires', async () => {
+    const user = await staff('staged@example.com');
+    const before = await mint(user);
+    const oldKid = decodeProtectedHeader(before).kid!;
+    const rotated = await rotateSigningKey(app().db.prisma, app().box, { ...keyringOptions(s.config), publishSeconds: 2 });
+    expect(rotated.retired).toEqual([oldKid]);
+    expect(rotated.signsFrom.getTime() - Date.now()).toBeGreaterThan(1000);
+    await app().keyring.reloadAfterChange();
+
+    // Published, not signing: relying parties can fetch it before they meet a token it signed.
+    expect(new Set(await jwksKids())).toEqual(new Set([oldKid, rotated.kid]));
+    const during = await mint(user);
+    expect(decodeProtectedHeader(during).kid).toBe(oldKid);
+    const { rows } = await app().db.pool.query<{ kid: string; retired_at: Date | null; signs_from: Date | null; verify_until: Date | null }>(
+      'SELECT kid, retired_at, signs_from, verify_until FROM signing_keys WHERE kid = ANY($1)',
+      [[oldKid, rotated.kid]],
+    );
+    const old = rows.find((r) => r.kid === oldKid)!;
+    const next = rows.find((r) => r.kid === rotated.kid)!;
+    expect(old.retired_at?.getTime()).toBe(rotated.signsFrom.getTime());
+    expect(next.signs_from?.getTime()).toBe(rotated.signsFrom.getTime());
+    expect(old.verify_until!.getTime() - rotated.signsFrom.getTime()).toBe(keyringOptions(s.config).maxTokenLifetimeSeconds * 1000);
+
+    await new Promise((r) => setTimeout(r, rotated.signsFrom.getTime() - Date.now() + 50));
+    const after = await mint(user);
+    expect(decodeProtectedHeader(after).kid).toBe(rotated.kid);
+    // Tokens of the retired key keep verifying until its window closes.
+    for (const t of [before, during, after]) expect((await verify(t)).isValid).toBe(true);
+    expect(new Set(await jwksKids())).toEqual(new Set([oldKid, rotated.kid]));
   });
 });
 

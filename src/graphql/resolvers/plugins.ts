@@ -61,8 +61,8 @@ export const pluginResolvers = {
       const principal = await requirePermission(ctx, ['MANAGE_PLUGINS']);
       try {
         // (The plugin kind ends the connection's sessions.)
+        // (Every instance forgets what it cached under it: PluginManager announces the change.)
         await ctx.app.plugins.remove(args.id);
-        ctx.app.authenticator.clear();
         await ctx.app.audit.record({ ...auditBase(ctx, principal, args.id), type: 'plugin.deleted', outcome: 'success' });
         return { errors: [] };
       } catch (e) {
@@ -77,9 +77,9 @@ export const pluginResolvers = {
       const principal = await requirePermission(ctx, ['MANAGE_PLUGINS']);
       const audit = { ...auditBase(ctx, principal, args.id), type: 'plugin.updated' };
       try {
+        // Cached bearer-token answers were given under the old configuration: every instance
+        // forgets them (PluginManager announces the change).
         const { plugin, changed } = await ctx.app.plugins.update(args.id, args.input);
-        // Cached bearer-token answers were given under the old configuration.
-        ctx.app.authenticator.clear();
         // Field names only: values (secrets) never reach the audit trail.
         await ctx.app.audit.record({ ...audit, outcome: 'success', detail: { changed } });
         return { plugin, ...pluginErrors([]) };

@@ -92,14 +92,14 @@ export async function runAdminMutation<C extends { affectedUserIds: number[] }>(
   const audit = { type: m.type, actorUserId: requester.userId, ip: ctx.req.ip, userAgent: ctx.req.userAgent, requestId: ctx.req.requestId };
   try {
     const result = await change(requester);
-    for (const id of result.affectedUserIds) ctx.app.authenticator.forgetUser(id);
+    await ctx.app.bus.publish({ topic: 'users', ids: result.affectedUserIds });
     const { payload, audit: extra } = m.success(result);
     await ctx.app.audit.record({ ...audit, outcome: 'success', ...extra });
     return { ...payload, ...m.errorLists([]) };
   } catch (e) {
     if (e instanceof StaffManagerRequired) {
       // Their cached principal is stale: forget it, so their next request sees the truth.
-      ctx.app.authenticator.forgetUser(requester.userId);
+      await ctx.app.bus.publish({ topic: 'users', ids: [requester.userId] });
       await ctx.app.audit.record({ ...audit, outcome: 'failure', detail: { id: m.target, errors: ['-:PermissionDenied'] } });
       throw permissionDenied(['MANAGE_STAFF']);
     }

@@ -60,7 +60,7 @@ export const tokenResolvers = {
       await deactivateAllTokens(ctx.app.db.prisma, principal.user.id);
       // Refresh tokens too: every session of the user ends.
       await ctx.app.sessions.revokeUser(principal.user.id, 'tokens-deactivated');
-      ctx.app.authenticator.forgetUser(principal.user.id);
+      await ctx.app.bus.publish({ topic: 'users', ids: [principal.user.id] });
       await ctx.app.audit.record({
         type: 'tokens.deactivated',
         outcome: 'success',

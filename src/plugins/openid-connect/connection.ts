@@ -8,6 +8,8 @@
  *
  * Failures inside are AppErrors with codes; at this edge they become Saleor's typed field
  * errors, with a public message (the provider's own error_description goes to the log only).
+ * Logins, logouts and refreshes refused before they reach the session service are counted
+ * here by outcome (metrics), as is every call to the provider (by endpoint and outcome).
  */
 import { AppError } from '../../core/errors.ts';
 import { FieldError } from '../../errors.ts';
@@ -43,6 +45,7 @@ import { OidcLogin } from './login.ts';
 import { identityRules, refreshPort } from './refresh-port.ts';
 import { verifyLogoutToken } from './backchannel.ts';
 import { UNAVAILABLE_MESSAGE } from './failures.ts';
+import { failureOutcome, type AuthOutcome, type ConnectionMetrics } from '../../metrics/metrics.ts';
 
 export interface OidcServices {
   prisma: Prisma;
@@ -66,6 +69,8 @@ export interface OidcServices {
   logoutTokenMaxAgeSeconds: number;
   /** Tolerated clock difference with providers (exp, nbf, iat in the future). */
   clockSkewSeconds: number;
+  /** Counts logins, refreshes, logouts and provider calls (optional). */
+  metrics?: ConnectionMetrics;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
@@ -88,12 +93,14 @@ export class OidcConnection implements PluginInstance {
     this.name = plugin.name;
     this.active = plugin.active;
     this.settings = parseOidcSettings(plugin.values);
+    const metrics = services.metrics;
     this.provider = new OidcProvider(this.settings, {
       fetch: services.fetch,
       allowInsecureRequests: services.allowInsecureRequests,
       jwksCooldownMs: services.jwksCooldownMs,
       timeoutSeconds: services.outboundTimeoutSeconds,
       clockSkewSeconds: services.clockSkewSeconds,
+      ...(metrics ? { onCall: (endpoint, outcome, seconds) => metrics.providerCall(this.id, endpoint, outcome, seconds) } : {}),
     });
     this.login = new OidcLogin(this.id, this.settings, this.provider, new AuthorizationRequests(services.prisma, services.box));
     this.resourceServer = new ResourceServer(this.settings, this.provider, services.opaqueTokenTtlMs, services.tokenValidationRatePerSecond);
@@ -143,14 +150,20 @@ export class OidcConnection implements PluginInstance {
 
   // ---- externalObtainAccessTokens ------------------------------------------------------
 
+  /** `error`, counted as a login, refresh or logout refused with `outcome` (metrics). */
+  private refused(kind: 'login' | 'refresh' | 'logout', outcome: AuthOutcome, error: FieldError): FieldError {
+    this.services.metrics?.[kind](outcome);
+    return error;
+  }
+
   async externalObtainAccessTokens(input: JsonObject, req: RequestInfo): Promise<ExternalTokens> {
     const code = input['code'];
     const state = input['state'];
-    if (!code) throw new FieldError('code', 'NOT_FOUND', 'Missing required field - code');
-    if (!state) throw new FieldError('state', 'NOT_FOUND', 'Missing required field - state');
-    if (typeof code !== 'string') throw new FieldError('code', 'INVALID', 'Invalid code.');
+    if (!code) throw this.refused('login', 'invalid_request', new FieldError('code', 'NOT_FOUND', 'Missing required field - code'));
+    if (!state) throw this.refused('login', 'invalid_request', new FieldError('state', 'NOT_FOUND', 'Missing required field - state'));
+    if (typeof code !== 'string') throw this.refused('login', 'invalid_request', new FieldError('code', 'INVALID', 'Invalid code.'));
     const pending = typeof state === 'string' ? await this.login.consumeState(state) : null;
-    if (!pending) throw new FieldError('state', 'INVALID', 'Invalid or expired state.');
+    if (!pending) throw this.refused('login', 'invalid_state', new FieldError('state', 'INVALID', 'Invalid or expired state.'));
     try {
       const exchanged = await this.login.exchangeCode(code, state as string, pending, str(input['iss']));
       const auth = await this.services.identity.resolve(exchanged.identity, identityRules(this.id, this.settings));
@@ -170,8 +183,10 @@ export class OidcConnection implements PluginInstance {
           : null;
       const issued = await issueSessionTokens(this.services.tokens, this.id, auth, session, req, { withRefreshToken: true, secureCookies: this.services.secureCookies });
       await this.audit(req, { type: 'login', outcome: 'success', userId: auth.user.id, detail: { subject: exchanged.identity.subject, staff: auth.isStaff } });
+      this.services.metrics?.login('success');
       return issued;
     } catch (e) {
+      this.services.metrics?.login(failureOutcome(e));
       const error = this.fieldError(req, 'code', e, 'login');
       await this.audit(req, { type: 'login', outcome: 'failure', detail: { reason: e instanceof AppError ? e.detail ?? e.code : error.message } });
       throw error;
@@ -182,19 +197,20 @@ export class OidcConnection implements PluginInstance {
 
   async externalRefresh(input: JsonObject, req: RequestInfo, options: RefreshOptions = { rotate: true }): Promise<ExternalTokens> {
     if (!this.settings.enableRefreshToken) {
-      throw new FieldError('refreshToken', 'INVALID', 'Unable to refresh the token. Support for refreshing tokens is disabled');
+      throw this.refused('refresh', 'disabled', new FieldError('refreshToken', 'INVALID', 'Unable to refresh the token. Support for refreshing tokens is disabled'));
     }
     const fromInput = str(input['refreshToken']);
     const token = fromInput ?? str(req.cookies[REFRESH_COOKIE]);
-    if (!token) throw new FieldError('refreshToken', 'NOT_FOUND', 'Missing token.');
+    if (!token) throw this.refused('refresh', 'invalid_request', new FieldError('refreshToken', 'NOT_FOUND', 'Missing token.'));
     const verified = await this.services.tokens.verify(token, 'refresh');
-    if (!verified.ok || verified.claims.owner !== this.id) throw new FieldError('refreshToken', 'INVALID', SESSION_ENDED);
+    if (!verified.ok || verified.claims.owner !== this.id) throw this.refused('refresh', 'invalid_token', new FieldError('refreshToken', 'INVALID', SESSION_ENDED));
     const claims = verified.claims as RefreshTokenClaims;
     // A refresh token from the cookie needs the CSRF token it was issued with: a cross-site
     // request carries the cookie but cannot know the CSRF token.
     if (!fromInput && !csrfTokensMatch(input['csrfToken'], claims.csrf_token)) {
-      throw new FieldError('csrfToken', 'INVALID', 'Invalid or missing CSRF token.');
+      throw this.refused('refresh', 'invalid_request', new FieldError('csrfToken', 'INVALID', 'Invalid or missing CSRF token.'));
     }
+    // From here on the session service counts the refresh.
     let outcome;
     try {
       outcome = await this.services.sessions.refresh(
@@ -221,12 +237,13 @@ export class OidcConnection implements PluginInstance {
   async externalLogout(input: JsonObject, req: RequestInfo): Promise<JsonObject> {
     const postLogout = str(input['postLogoutRedirectUri']) ?? str(input['post_logout_redirect_uri']) ?? str(input['redirectUri']);
     if (postLogout && !isAllowedRedirect(postLogout, this.settings.allowedPostLogoutRedirectUris)) {
-      throw new FieldError('postLogoutRedirectUri', 'INVALID', 'The post-logout redirect URI is not allowed for this connection.');
+      throw this.refused('logout', 'invalid_request', new FieldError('postLogoutRedirectUri', 'INVALID', 'The post-logout redirect URI is not allowed for this connection.'));
     }
     const fromInput = str(input['refreshToken']);
     const token = fromInput ?? str(req.cookies[REFRESH_COOKIE]);
     let idTokenHint: string | null = null;
     let userId: number | null = null;
+    let ended = false;
     if (token) {
       const verified = await this.services.tokens.verify(token, 'refresh');
       // The cookie alone does not identify the caller: a cross-site request carries it too.
@@ -238,12 +255,14 @@ export class OidcConnection implements PluginInstance {
         if (session && session.pluginId === this.id) {
           idTokenHint = this.services.sessions.idToken(session);
           userId = session.userId;
-          await this.services.sessions.revoke(session.id, 'logout');
+          ended = await this.services.sessions.revoke(session.id, 'logout');
         }
       }
     }
     req.setCookie(clearRefreshCookie({ secure: this.services.secureCookies }));
     await this.audit(req, { type: 'logout', outcome: 'success', userId });
+    // no_session: nothing of ours to end (no or foreign token, no CSRF proof, already ended).
+    this.services.metrics?.logout(ended ? 'success' : 'no_session');
 
     let endSession: string | undefined;
     try {
@@ -290,22 +309,28 @@ export class OidcConnection implements PluginInstance {
 
   async backchannelLogout(form: URLSearchParams, req: RequestInfo): Promise<boolean> {
     const logoutToken = form.get('logout_token');
-    if (!logoutToken) return false;
+    if (!logoutToken) {
+      this.services.metrics?.logout('invalid_request', 'backchannel');
+      return false;
+    }
     let facts;
     try {
       facts = await verifyLogoutToken(this.provider, this.settings.clientId, this.id, logoutToken, this.services.logoutTokenMaxAgeSeconds);
     } catch (e) {
       if (!(e instanceof AppError)) throw e;
+      this.services.metrics?.logout(failureOutcome(e), 'backchannel');
       req.log.info('back-channel logout token refused', { pluginId: this.id, reason: e.detail });
       return false;
     }
     const ended = await this.services.sessions.backchannelLogout(facts);
     if (ended === 'replayed') {
+      this.services.metrics?.logout('replayed', 'backchannel');
       req.log.warn('back-channel logout token replayed', { pluginId: this.id });
       await this.audit(req, { type: 'logout.backchannel', outcome: 'failure', detail: { reason: 'replayed logout token' } });
       return false;
     }
     await this.audit(req, { type: 'logout.backchannel', outcome: 'success', userId: ended[0]?.userId ?? null, detail: { sessions: ended.length } });
+    this.services.metrics?.logout(ended.length ? 'success' : 'no_session', 'backchannel');
     return true;
   }
 }

@@ -10,11 +10,16 @@
  * token's sender is trusted: `verifyIdToken` (a token-endpoint response) may always refetch the
  * JWKS for an unknown kid, `verifyJwt` (bearer and logout tokens, anyone can send them) only
  * when the cooldown allows.
+ *
+ * With `onCall`, every request is reported with the provider endpoint it went to (classified
+ * from its URL against the metadata: discovery, jwks, token, userinfo, introspection,
+ * revocation, other), its outcome and its duration (metrics).
  */
 import * as oidc from 'openid-client';
 import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { OidcSettings } from './settings.ts';
-import { OutboundError } from '../../net/guarded-fetch.ts';
+import { OutboundError, observedFetch, type OutboundOutcome } from '../../net/guarded-fetch.ts';
+import type { ProviderEndpoint } from '../../metrics/metrics.ts';
 import { ALLOWED_JWS_ALGORITHMS, JwksCache, JwksError, UnknownSigningKeyError } from './jwks.ts';
 
 /** Metadata is re-discovered after this long. */
@@ -30,6 +35,34 @@ export interface ProviderOptions {
   timeoutSeconds: number;
   /** Tolerated difference between the provider's clock and ours (exp, nbf, and an iat in the future). */
   clockSkewSeconds: number;
+  /** Told about every request to the provider, once it ended (metrics). */
+  onCall?: (endpoint: ProviderEndpoint, outcome: OutboundOutcome, seconds: number) => void;
+}
+
+/** origin + pathname: how request URLs and metadata endpoints are compared. */
+function endpointKey(url: string | URL): string | undefined {
+  try {
+    const u = typeof url === 'string' ? new URL(url) : url;
+    return `${u.origin}${u.pathname}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Which of the provider's endpoints `url` is (RFC 8414 / OpenID Discovery names). */
+export function providerEndpointOf(url: URL | undefined, metadata: Partial<oidc.ServerMetadata>): ProviderEndpoint {
+  if (!url) return 'other';
+  if (url.pathname.endsWith('/.well-known/openid-configuration') || url.pathname.startsWith('/.well-known/oauth-authorization-server')) return 'discovery';
+  const key = endpointKey(url);
+  const named: Array<[ProviderEndpoint, string | undefined]> = [
+    ['token', metadata.token_endpoint],
+    ['jwks', metadata.jwks_uri],
+    ['userinfo', metadata.userinfo_endpoint],
+    ['introspection', metadata.introspection_endpoint],
+    ['revocation', metadata.revocation_endpoint],
+  ];
+  for (const [endpoint, configured] of named) if (configured !== undefined && endpointKey(configured) === key) return endpoint;
+  return 'other';
 }
 
 /** The provider could not be reached or answered nonsense. */
@@ -118,11 +151,23 @@ export class OidcProvider {
   private resolved: Promise<Resolved> | undefined;
   private resolvedAt = 0;
   private failedAt = 0;
+  /** The guarded fetch, observed when `options.onCall` is set. */
+  private readonly fetch: typeof fetch;
+  /** The endpoints known so far (configured ones, then the last resolved metadata). */
+  private endpoints: Partial<oidc.ServerMetadata>;
 
   constructor(
     private readonly settings: OidcSettings,
     private readonly options: ProviderOptions,
-  ) {}
+  ) {
+    this.endpoints = {
+      ...(settings.tokenUrl ? { token_endpoint: settings.tokenUrl } : {}),
+      ...(settings.jwksUrl ? { jwks_uri: settings.jwksUrl } : {}),
+      ...(settings.userInfoUrl ? { userinfo_endpoint: settings.userInfoUrl } : {}),
+    };
+    const onCall = options.onCall;
+    this.fetch = onCall ? observedFetch(options.fetch, (url, outcome, seconds) => onCall(providerEndpointOf(url, this.endpoints), outcome, seconds)) : options.fetch;
+  }
 
   private clientAuth(): oidc.ClientAuth {
     return this.settings.tokenEndpointAuthMethod === 'client_secret_post'
@@ -144,7 +189,7 @@ export class OidcProvider {
     if (!complete) {
       try {
         const found = await oidc.discovery(new URL(s.issuerUrl), s.clientId, undefined, this.clientAuth(), {
-          [oidc.customFetch]: this.options.fetch,
+          [oidc.customFetch]: this.fetch,
           timeout: this.options.timeoutSeconds,
           ...(this.options.allowInsecureRequests ? { execute: [oidc.allowInsecureRequests] } : {}),
         });
@@ -155,12 +200,13 @@ export class OidcProvider {
       }
     }
     const metadata: oidc.ServerMetadata = { ...discovered, ...explicit, issuer: s.issuerUrl };
+    this.endpoints = metadata;
     const config = new oidc.Configuration(metadata, s.clientId, { client_secret: s.clientSecret }, this.clientAuth());
-    config[oidc.customFetch] = this.options.fetch;
+    config[oidc.customFetch] = this.fetch;
     config.timeout = this.options.timeoutSeconds;
     if (this.options.allowInsecureRequests) oidc.allowInsecureRequests(config);
     const jwks = metadata.jwks_uri
-      ? new JwksCache(metadata.jwks_uri, this.options.fetch, { cooldownMs: this.options.jwksCooldownMs })
+      ? new JwksCache(metadata.jwks_uri, this.fetch, { cooldownMs: this.options.jwksCooldownMs })
       : undefined;
     return { config, metadata, jwks };
   }

@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "signing_keys" ADD COLUMN     "signs_from" TIMESTAMPTZ(3);
