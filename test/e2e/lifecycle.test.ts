@@ -67,12 +67,18 @@ const loginStart = (url: string) =>
     }),
   }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
 
-describe('graceful shutdown', () => {
+/** Each behaviour without Redis, and with it (rate limits and invalidations through Redis). */
+const VARIANTS: Array<{ name: string; env: Record<string, string> }> = [
+  { name: 'without Redis', env: {} },
+  { name: 'with Redis', env: { REDIS_URL: 'redis://127.0.0.1:6379' } },
+];
+
+describe.each(VARIANTS)('graceful shutdown ($name)', ({ env }) => {
   let proc: ServerProcess;
 
   beforeAll(async () => {
     proc = await startServerProcess({
-      env: { PLUGINS_CONFIG_FILE: pluginsFile(), OUTBOUND_ALLOW_PRIVATE_ADDRESSES: 'true', RATE_LIMIT_PER_IP_PER_MINUTE: '0', SHUTDOWN_GRACE_SECONDS: '10' },
+      env: { ...env, PLUGINS_CONFIG_FILE: pluginsFile(), OUTBOUND_ALLOW_PRIVATE_ADDRESSES: 'true', RATE_LIMIT_PER_IP_PER_MINUTE: '0', SHUTDOWN_GRACE_SECONDS: '10' },
     });
   });
   afterAll(async () => {
@@ -94,6 +100,7 @@ describe('graceful shutdown', () => {
     );
     const inFlight = Array.from({ length: 100 }, () => loginStart(proc.url));
     await firstDiscovery;
+    while (discoveries === before) await new Promise((r) => setTimeout(r, 10));
     await new Promise((r) => setTimeout(r, 200));
     expect(discoveries).toBe(before + 1); // all of them wait for the one slow discovery
     const sentAt = Date.now();
@@ -134,7 +141,7 @@ function loginBody(): string {
   });
 }
 
-describe.skipIf(!TEST_DATABASE_URL)('a database that is not up yet', () => {
+describe.skipIf(!TEST_DATABASE_URL).each(VARIANTS)('a database that is not up yet ($name)', ({ env: variantEnv }) => {
   it('the server retries with backoff, says so, answers /readyz 503 "starting" meanwhile, and starts once PostgreSQL comes up', async () => {
     // A relay to the real PostgreSQL that drops every connection for 2 s after the first one
     // arrives (the database "is not up yet"), then passes them through.
@@ -191,7 +198,7 @@ describe.skipIf(!TEST_DATABASE_URL)('a database that is not up yet', () => {
     try {
       proc = await startServerProcess({
         database: { url: relayed.toString(), drop: async () => {} },
-        env: { DATABASE_CONNECT_TIMEOUT_SECONDS: '30', PORT: String(port) },
+        env: { ...variantEnv, DATABASE_CONNECT_TIMEOUT_SECONDS: '30', PORT: String(port) },
         startTimeoutMs: 30_000,
       });
       started = true;
