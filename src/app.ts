@@ -33,6 +33,7 @@ import { startHousekeeping } from './db/housekeeping.ts';
 import { InvalidationBus, type InvalidationTransport } from './core/invalidation.ts';
 import { PgNotifyTransport } from './core/invalidation-pg.ts';
 import { RedisPubSubTransport } from './core/invalidation-redis.ts';
+import { ConnectionKeyStore } from './plugins/openid-connect/client-keys.ts';
 
 export const BUILTIN_PLUGINS: readonly BuiltinPlugin[] = [
   { id: DEFAULT_OIDC_PLUGIN_ID, kind: OIDC_PLUGIN_KIND, name: DEFAULT_OIDC_PLUGIN_NAME },
@@ -57,7 +58,7 @@ function invalidationTransport(config: Config, db: Database, box: SecretBox, log
 }
 
 /** What each kind of change means for this process's caches. */
-function applyInvalidations(app: Pick<AppServices, 'bus' | 'plugins' | 'authenticator' | 'keyring' | 'log'>): void {
+function applyInvalidations(app: Pick<AppServices, 'bus' | 'plugins' | 'authenticator' | 'keyring' | 'log' | 'connectionKeys'>): void {
   const reloadKeys = () => app.keyring.reloadAfterChange().catch((e: unknown) => app.log.warn('signing key reload failed', { errorMessage: String(e) }));
   app.bus.subscribe((message, origin) => {
     switch (message.topic) {
@@ -65,6 +66,8 @@ function applyInvalidations(app: Pick<AppServices, 'bus' | 'plugins' | 'authenti
         // This process re-read its configuration when it wrote it; others read it again now.
         if (origin === 'remote') app.plugins.invalidate();
         app.authenticator.clear();
+        // A connection's keys changed (CLI `connection-keys rotate`).
+        app.connectionKeys.invalidate();
         break;
       case 'sessions':
         app.authenticator.forgetSessions(message.ids);
@@ -80,6 +83,7 @@ function applyInvalidations(app: Pick<AppServices, 'bus' | 'plugins' | 'authenti
   app.bus.onReset(() => {
     app.plugins.invalidate();
     app.authenticator.clear();
+    app.connectionKeys.invalidate();
     void reloadKeys();
   });
 }
@@ -115,7 +119,10 @@ export async function createServices(config: Config, log: Logger, role: 'server'
       leaseMs: 4 * config.outboundTimeoutMs + 5000,
       pollMs: 50,
     }, metrics);
+    // Connections' own keys (private_key_jwt): staged like our signing keys.
+    const connectionKeys = new ConnectionKeyStore(db.prisma, box, { publishSeconds: config.keyRotationPublishSeconds }, log);
     const pluginServices: OidcServices = {
+      connectionKeys,
       prisma: db.prisma,
       box,
       tokens,
@@ -147,7 +154,7 @@ export async function createServices(config: Config, log: Logger, role: 'server'
     );
     const authenticator = new Authenticator(db.prisma, tokens, keyring, plugins, config.tokenCacheMaxEntries, config.tokenRefusalCacheMaxEntries, metrics);
     sessions.onRevoked((ids) => void bus!.publish({ topic: 'sessions', ids }));
-    const app: AppServices = { config, db, log, keyring, tokens, plugins, authenticator, audit, box, sessions, bus, metrics };
+    const app: AppServices = { config, db, log, keyring, tokens, plugins, authenticator, audit, box, sessions, bus, metrics, connectionKeys };
     applyInvalidations(app);
     return app;
   } catch (e) {

@@ -7,6 +7,10 @@
  *   npm run cli -- keys rotate
  *       new signing key, published at once, signing after KEY_ROTATION_PUBLISH_SECONDS; old
  *       keys keep verifying until their tokens have expired
+ *   npm run cli -- connection-keys rotate <pluginId>
+ *       new private_key_jwt key of an OIDC connection, published at once at
+ *       /oidc/jwks/<pluginId>, signing client assertions after KEY_ROTATION_PUBLISH_SECONDS;
+ *       the old key stays published for a day (or until the next rotation). Prints the new kid
  *   npm run cli -- migrate
  *
  * Logs go to stderr so stdout carries only the result.
@@ -20,10 +24,13 @@ import { PERMISSION_CODES, isPermissionCode, type PermissionCode } from './accou
 import { CORE_TOKEN_OWNER } from './tokens/jwt.ts';
 import { rotateSigningKey } from './tokens/keyring.ts';
 import { FieldError } from './errors.ts';
+import { OIDC_PLUGIN_KIND } from './plugins/openid-connect/settings.ts';
+import { UnknownConnectionError } from './plugins/openid-connect/client-keys.ts';
 
 const USAGE = `Usage:
   npm run cli -- staff create --email <email> --permissions <NAME,NAME,...> [--ttl <seconds>]
   npm run cli -- keys rotate
+  npm run cli -- connection-keys rotate <pluginId>
   npm run cli -- migrate`;
 
 class UsageError extends Error {}
@@ -42,7 +49,9 @@ async function run(argv: string[]): Promise<number> {
   const config = loadConfig();
   const log = createLogger(config.logLevel, { component: 'cli' }, (line) => process.stderr.write(line));
   const command = `${group ?? ''} ${action ?? ''}`.trim();
-  if (!['staff create', 'keys rotate', 'migrate'].includes(command)) throw new UsageError(`Unknown command "${command}".`);
+  if (!['staff create', 'keys rotate', 'connection-keys rotate', 'migrate'].includes(command)) throw new UsageError(`Unknown command "${command}".`);
+  const connectionId = rest[0];
+  if (command === 'connection-keys rotate' && (!connectionId || rest.length !== 1)) throw new UsageError('Give the plugin id of the connection.');
 
   let ttl: number | undefined;
   let email: string | undefined;
@@ -75,6 +84,15 @@ async function run(argv: string[]): Promise<number> {
       // Every running instance publishes the new key in its JWKS now; all sign with it from signsFrom.
       await app.bus.publish({ topic: 'keys' });
       log.info('signing key rotated', { kid, retired, signsFrom: signsFrom.toISOString() });
+      process.stdout.write(`${kid}\n`);
+      return 0;
+    }
+    if (command === 'connection-keys rotate') {
+      if ((await app.plugins.get(connectionId!))?.kind !== OIDC_PLUGIN_KIND) throw new UnknownConnectionError(connectionId!);
+      const { kid, retired, signsFrom } = await app.connectionKeys.rotate(connectionId!);
+      // Running instances drop their cached keys: they publish the new one now, sign with it from signsFrom.
+      await app.bus.publish({ topic: 'plugins' });
+      log.info('connection key rotated', { pluginId: connectionId, kid, retired, signsFrom: signsFrom.toISOString() });
       process.stdout.write(`${kid}\n`);
       return 0;
     }

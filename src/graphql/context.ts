@@ -18,6 +18,7 @@ import type { SecretBox } from '../crypto/secret-box.ts';
 import type { SessionService } from '../sessions/service.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { InvalidationBus } from '../core/invalidation.ts';
+import type { ConnectionKeyStore } from '../plugins/openid-connect/client-keys.ts';
 
 export interface AppServices {
   config: Config;
@@ -33,6 +34,8 @@ export interface AppServices {
   metrics: Metrics;
   /** Announces changes to every instance's caches (this one's included). */
   bus: InvalidationBus;
+  /** OIDC connections' own key pairs (private_key_jwt), served at /oidc/jwks/<pluginId>. */
+  connectionKeys: ConnectionKeyStore;
 }
 
 export interface GraphQLContext {

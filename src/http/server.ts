@@ -7,6 +7,8 @@
  *   GET      /readyz                   ready: started (migrations, keys, plugins) and database
  *                                      reachable; 503 while starting and while shutting down
  *   POST     /oidc/backchannel-logout/<pluginId>
+ *   GET      /oidc/jwks/<pluginId>     a connection's public keys for private_key_jwt (404: unknown
+ *                                      connection, or one without keys)
  * The socket listens from the first moment of startup (createHttpServer); until `serve` hands it
  * the services, every request but /healthz gets a 503 saying the server is starting.
  * Every request gets one JSON log line with its request id (X-Request-Id, echoed back) and the
@@ -36,6 +38,8 @@ import { clientAddress } from './client-address.ts';
 import { METRICS_PATH, answerMetrics, routeLabel } from '../metrics/http.ts';
 import type { Drain } from './drain.ts';
 import { BodyTooLarge, answerClientError, parseTarget, readBody } from './request-input.ts';
+import { OIDC_PLUGIN_KIND } from '../plugins/openid-connect/settings.ts';
+import { UnknownConnectionError } from '../plugins/openid-connect/client-keys.ts';
 
 const REQUEST_ID_SHAPE = /^[\w.:-]{1,128}$/;
 
@@ -242,6 +246,8 @@ function requestHandler({ app, graphql, log, rateLimiter, drain }: ServingOption
           'cache-control': `public, max-age=${JWKS_MAX_AGE_SECONDS}`,
           'access-control-allow-origin': '*',
         });
+      } else if (path.startsWith('/oidc/jwks/') && req.method === 'GET') {
+        status = await handleConnectionJwks(res, path.slice('/oidc/jwks/'.length));
       } else if (path.startsWith('/oidc/backchannel-logout/') && req.method === 'POST') {
         const decision = await rateLimiter.consume(info.ip ?? 'unknown');
         if (!decision.allowed) {
@@ -288,6 +294,41 @@ function requestHandler({ app, graphql, log, rateLimiter, drain }: ServingOption
         outcome: status < 400 ? 'ok' : status < 500 ? 'client_error' : 'server_error',
       });
     }
+  }
+
+  /**
+   * A connection's public keys (private_key_jwt, RFC 7523): what its operator registers at the
+   * provider as `jwks_uri`. A private_key_jwt connection without a key gets its first one here
+   * (the URL is registered before the first login). Public members only (client-keys.ts).
+   */
+  async function handleConnectionJwks(res: ServerResponse, encodedId: string): Promise<number> {
+    const notFound = () => {
+      send(res, 404, '{"error":"not found"}', { 'cache-control': 'no-store' });
+      return 404;
+    };
+    let pluginId: string;
+    try {
+      pluginId = decodeURIComponent(encodedId);
+    } catch {
+      return notFound();
+    }
+    const plugin = pluginId ? await app.plugins.get(pluginId) : undefined;
+    if (!plugin || plugin.kind !== OIDC_PLUGIN_KIND) return notFound();
+    const method = (await app.plugins.values(pluginId))?.['token_endpoint_auth_method'];
+    let jwks;
+    try {
+      jwks = await app.connectionKeys.jwks(pluginId, { create: typeof method === 'string' && method.trim() === 'private_key_jwt' });
+    } catch (e) {
+      if (e instanceof UnknownConnectionError) return notFound();
+      throw e;
+    }
+    if (jwks.keys.length === 0) return notFound();
+    send(res, 200, JSON.stringify(jwks), {
+      'content-type': 'application/jwk-set+json',
+      'cache-control': `public, max-age=${JWKS_MAX_AGE_SECONDS}`,
+      'access-control-allow-origin': '*',
+    });
+    return 200;
   }
 
   async function handleBackchannelLogout(req: IncomingMessage, res: ServerResponse, pluginId: string, info: RequestInfo) {

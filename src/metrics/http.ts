@@ -69,6 +69,7 @@ export function routeLabel(path: string | undefined): HttpRoute {
     case METRICS_PATH:
       return path;
     default:
+      if (path?.startsWith('/oidc/jwks/')) return '/oidc/jwks';
       return path?.startsWith('/oidc/backchannel-logout/') ? '/oidc/backchannel-logout' : 'other';
   }
 }

@@ -28,7 +28,7 @@ export const OPERATION_UNPARSED = '(invalid)';
 /** What an open-ended label counts once its cap of distinct values is reached. */
 export const CAPPED = '(other)';
 
-export const HTTP_ROUTES = ['/graphql/', '/healthz', '/readyz', '/.well-known/jwks.json', '/oidc/backchannel-logout', '/metrics', OTHER] as const;
+export const HTTP_ROUTES = ['/graphql/', '/healthz', '/readyz', '/.well-known/jwks.json', '/oidc/backchannel-logout', '/oidc/jwks', '/metrics', OTHER] as const;
 export type HttpRoute = (typeof HTTP_ROUTES)[number];
 const HTTP_ROUTE_SET: ReadonlySet<string> = new Set(HTTP_ROUTES);
 const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);

@@ -7,6 +7,14 @@
  *
  * `configuration` may also be Saleor's list form [{ "name": …, "value": … }]. An entry for an
  * id that does not exist yet needs "kind" (e.g. "openid-connect") and may give "name".
+ * Field names are taken as they are: every field of the plugin kind can be set here.
+ *
+ * The network checks of an activation (the kind's `validateActivation`: OpenID discovery of
+ * the issuer) are skipped here, unlike pluginUpdate: a provider that is down while we start
+ * must not keep the server from starting (nor block every instance of a fleet). A wrong issuer
+ * shows at run time instead: the connection answers "provider unavailable" (or, with the
+ * authorization, token and JWKS URLs all set, works without discovery), and the provider
+ * logs the discovery failure as a warning.
  */
 import { readFileSync } from 'node:fs';
 import { FieldErrors } from '../errors.ts';
@@ -93,7 +101,10 @@ export async function applyPluginsConfigFile(manager: PluginManager<unknown>, fi
       await manager.update(
         entry.id,
         { active: entry.active ?? null, configuration: entry.configuration },
-        entry.kind ? { createAs: { kind: entry.kind, ...(entry.name ? { name: entry.name } : {}) } } : {},
+        {
+          activationCheck: false,
+          ...(entry.kind ? { createAs: { kind: entry.kind, ...(entry.name ? { name: entry.name } : {}) } } : {}),
+        },
       );
     } catch (e) {
       if (e instanceof FieldErrors) {

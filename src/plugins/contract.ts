@@ -101,6 +101,16 @@ export interface PluginKind<Services = unknown> {
   createdDefaults?: ConfigValues;
   /** Validation of an active configuration; field names in errors are camelCase. */
   validate(values: ConfigValues): FieldError[];
+  /**
+   * Checks that need I/O (e.g. the provider's discovery document), made before an active
+   * configuration is saved: called by PluginManager.update, after `validate` passed, when the
+   * result is active and something changed (`changed` holds the changed field names, and
+   * `active` when the plugin is being activated); the kind decides which changes matter.
+   * A non-empty answer refuses the update and nothing is saved. Runs outside the database
+   * transaction (a slow provider must not hold the configuration lock). Skipped for
+   * PLUGINS_CONFIG_FILE at start (see config-file.ts).
+   */
+  validateActivation?(values: ConfigValues, changed: readonly string[], services: Services): Promise<FieldError[]>;
   create(settings: PluginSettings, services: Services): PluginInstance;
   /** Called after a saved configuration change, with the names of the changed fields. */
   afterUpdate?(id: string, changed: readonly string[], services: Services): Promise<void>;

@@ -17,6 +17,16 @@ import type { PluginConfigStore, StoredPlugin } from './store.ts';
 
 const SNAPSHOT_TTL_MS = 5_000;
 
+/** The state an activation check was made on is no longer what would be saved. */
+class StaleActivationCheck extends Error {}
+
+function sameState(a: { active: boolean; values: ConfigValues }, b: { active: boolean; values: ConfigValues }): boolean {
+  if (a.active !== b.active) return false;
+  const names = new Set([...Object.keys(a.values), ...Object.keys(b.values)]);
+  for (const name of names) if ((a.values[name] ?? null) !== (b.values[name] ?? null)) return false;
+  return true;
+}
+
 export interface BuiltinPlugin {
   id: string;
   kind: string;
@@ -142,36 +152,86 @@ export class PluginManager<Services = unknown> {
   }
 
   /**
+   * What `update` makes of the stored `row` (null: none yet): the kind, the name, and the
+   * result of applying it (throws FieldErrors when the update is refused by the rules alone).
+   */
+  private plan(
+    id: string,
+    row: StoredPlugin | null,
+    update: ConfigurationUpdate,
+    createAs: { kind: string; name?: string } | undefined,
+  ): { kind: PluginKind<Services>; name: string; result: ReturnType<typeof applyUpdate> } {
+    const builtin = this.builtins.find((b) => b.id === id);
+    const kindName = row?.kind ?? builtin?.kind ?? createAs?.kind;
+    const kind = kindName === undefined ? undefined : this.kinds.get(kindName);
+    if (!kind) {
+      if (createAs) throw new FieldErrors([new FieldError('kind', 'INVALID', `Unknown plugin kind ${createAs.kind}.`)]);
+      throw new FieldErrors([new FieldError('id', 'NOT_FOUND', `Plugin with id ${id} does not exist.`)]);
+    }
+    const name = row?.name ?? builtin?.name ?? createAs?.name ?? kind.defaultName;
+    const fresh = !row && !builtin ? kind.createdDefaults : undefined;
+    const current = { active: row?.active ?? false, values: { ...defaultValues(kind), ...fresh, ...row?.values } };
+    return { kind, name, result: applyUpdate(kind as PluginKind, current, update) };
+  }
+
+  /** The kind's I/O checks apply: the result is active and something changed. */
+  private needsActivationCheck(plan: ReturnType<PluginManager<Services>['plan']>): boolean {
+    return Boolean(plan.kind.validateActivation) && plan.result.active && plan.result.changed.length > 0;
+  }
+
+  /**
    * pluginUpdate: validates and saves, or throws FieldErrors and saves nothing.
    * Returns the names of the fields that changed (values are never reported).
+   *
+   * When the result is active and something changed, the kind's `validateActivation` (I/O:
+   * e.g. the provider's discovery) runs first, outside the transaction, on the state read just
+   * before; the transaction then saves only if it arrives at that same state (otherwise another
+   * update came in between: checked again, a few times at most). `activationCheck: false`
+   * skips it (PLUGINS_CONFIG_FILE at start).
    */
   async update(
     id: string,
     update: ConfigurationUpdate,
-    options: { createAs?: { kind: string; name?: string } } = {},
+    options: { createAs?: { kind: string; name?: string }; activationCheck?: boolean } = {},
   ): Promise<{ plugin: PluginView; changed: string[] }> {
+    const kinds = this.kinds as ReadonlyMap<string, PluginKind<never>>;
+    const checkActivation = (options.activationCheck ?? true) && [...this.kinds.values()].some((k) => k.validateActivation);
     let updatedKind: PluginKind<Services> | undefined;
     let saved = false;
-    const changed = await this.store.transact(id, this.kinds as ReadonlyMap<string, PluginKind<never>>, async (row, save) => {
-      // Start from the database row (not the cache): concurrent updates must not lose changes.
-      const builtin = this.builtins.find((b) => b.id === id);
-      const kindName = row?.kind ?? builtin?.kind ?? options.createAs?.kind;
-      const kind = kindName === undefined ? undefined : this.kinds.get(kindName);
-      if (!kind) {
-        if (options.createAs) throw new FieldErrors([new FieldError('kind', 'INVALID', `Unknown plugin kind ${options.createAs.kind}.`)]);
-        throw new FieldErrors([new FieldError('id', 'NOT_FOUND', `Plugin with id ${id} does not exist.`)]);
+    let changed: string[] | undefined;
+    for (let attempt = 1; changed === undefined; attempt++) {
+      let checked: { active: boolean; values: ConfigValues } | undefined;
+      if (checkActivation) {
+        const stored = (await this.store.loadAll(kinds)).find((r) => r.id === id) ?? null;
+        const plan = this.plan(id, stored, update, options.createAs);
+        if (this.needsActivationCheck(plan)) {
+          const problems = await plan.kind.validateActivation!(plan.result.values, plan.result.changed, this.services);
+          if (problems.length) throw new FieldErrors(problems);
+          checked = plan.result;
+        }
       }
-      const name = row?.name ?? builtin?.name ?? options.createAs?.name ?? kind.defaultName;
-      const fresh = !row && !builtin ? kind.createdDefaults : undefined;
-      const current = { active: row?.active ?? false, values: { ...defaultValues(kind), ...fresh, ...row?.values } };
-      updatedKind = kind;
-      const result = applyUpdate(kind as PluginKind, current, update);
-      if (result.changed.length > 0 || !row) {
-        await save(kind, { id, name, active: result.active, values: result.values });
-        saved = true;
+      try {
+        changed = await this.store.transact(id, kinds, async (row, save) => {
+          // Start from the database row (not the cache): concurrent updates must not lose changes.
+          const plan = this.plan(id, row, update, options.createAs);
+          if (checkActivation && this.needsActivationCheck(plan) && !(checked && sameState(checked, plan.result))) {
+            throw new StaleActivationCheck();
+          }
+          updatedKind = plan.kind;
+          const { result } = plan;
+          if (result.changed.length > 0 || !row) {
+            await save(plan.kind, { id, name: plan.name, active: result.active, values: result.values });
+            saved = true;
+          }
+          return result.changed;
+        });
+      } catch (e) {
+        if (!(e instanceof StaleActivationCheck)) throw e;
+        if (attempt >= 3) {
+          throw new FieldErrors([new FieldError(null, 'INVALID', 'The configuration was changed by another update while it was being checked; try again.')]);
+        }
       }
-      return result.changed;
-    });
+    }
     await this.reloadAfterWrite();
     if (saved) await this.onChange();
     if (changed.length && updatedKind?.afterUpdate) await updatedKind.afterUpdate(id, changed, this.services);

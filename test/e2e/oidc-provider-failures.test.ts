@@ -396,8 +396,10 @@ describe('discovery', () => {
   it('an issuer in the discovery document other than the configured one: redirectUri/INVALID, no crash', async () => {
     await createConnection(s, admin, MISMATCH_PLUGIN);
     const configured = `${fake.issuer}/tenant`;
-    fake.discoveryOverrides.set('/tenant', { issuer: fake.issuer });
+    // Activation checks the issuer (pluginUpdate refuses a mismatch): the provider starts
+    // naming another issuer only once the connection is active.
     await configure(s, admin, MISMATCH_PLUGIN, fakeConnection(configured));
+    fake.discoveryOverrides.set('/tenant', { issuer: fake.issuer });
     const before = fake.requestsTo('/tenant/.well-known/openid-configuration').length;
     const r = await authenticationUrl(s, MISMATCH_PLUGIN, { redirectUri: REDIRECT_URI });
     expect(fake.requestsTo('/tenant/.well-known/openid-configuration').length).toBeGreaterThan(before);

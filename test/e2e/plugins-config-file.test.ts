@@ -106,7 +106,8 @@ describe('an invalid file stops the start', () => {
     // Only what is wrong is reported.
     expect(error.message).not.toContain('clientId');
     expect(error.message).not.toContain('allowedRedirectUris');
-  });
+    // The first start of this file also creates the embedded database: slow on a loaded machine.
+  }, 90_000);
 
   let notJson: Error;
   it('refuses a file that is not JSON, naming the variable and the file', async () => {

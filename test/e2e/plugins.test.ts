@@ -9,6 +9,7 @@ import { upsertStaffUser } from '../../src/accounts/users.ts';
 import { CORE_TOKEN_OWNER } from '../../src/tokens/jwt.ts';
 import { OIDC_FIELDS } from '../../src/plugins/openid-connect/settings.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { startFakeProvider, type FakeProvider } from '../helpers/fake-provider.ts';
 
 const PID = 'mirumee.authentication.openidconnect';
 const SECRET = 'supersecretvalue123';
@@ -76,12 +77,15 @@ interface UpdateOut {
 type Item = { name: string; value: string | null };
 
 let s: TestServer;
+/** The issuer the plugin is activated with (activation fetches its discovery document). */
+let idp: FakeProvider;
 let adminId: number;
 let adminToken: string;
 let usersToken: string;
 
 beforeAll(async () => {
-  s = await startTestServer();
+  idp = await startFakeProvider();
+  s = await startTestServer({ OUTBOUND_ALLOW_PRIVATE_ADDRESSES: 'true' });
   const app = s.running.app;
   const admin = await upsertStaffUser(app.db.prisma, { email: 'admin@example.com', permissions: ['MANAGE_PLUGINS'] });
   adminId = admin.id;
@@ -91,6 +95,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await s?.close();
+  await idp?.close();
 });
 
 async function update(
@@ -478,7 +483,7 @@ describe('activating', () => {
     const out = await update({
       active: true,
       configuration: [
-        { name: 'issuer_url', value: 'https://idp.example.com' },
+        { name: 'issuer_url', value: idp.issuer },
         { name: 'allowed_redirect_uris', value: 'https://shop.example.com/cb' },
       ],
     });
@@ -488,13 +493,13 @@ describe('activating', () => {
     expect(v).toMatchObject({
       client_id: 'storefront-2',
       client_secret: 'e123',
-      issuer_url: 'https://idp.example.com',
+      issuer_url: idp.issuer,
       allowed_redirect_uris: 'https://shop.example.com/cb',
       oauth_token_url: null,
     });
     const row = await dbRow();
     expect(row!['active']).toBe(true);
-    expect(row!['configuration']['issuer_url']).toBe('https://idp.example.com');
+    expect(row!['configuration']['issuer_url']).toBe(idp.issuer);
     expect((await readPlugin())!.globalConfiguration.active).toBe(true);
     expect(await shopList()).toEqual([{ id: PID, name: 'OpenID Connect' }]);
   });

@@ -67,8 +67,6 @@ beforeAll(async () => {
   broken.jwks = () => {
     throw new Error('JWKS store down'); // the fake provider answers 500
   };
-  // Discovery under /down answers 500 (reading this field throws inside the fake provider).
-  broken.discoveryOverrides.set('/down', Object.defineProperty({}, 'issuer', { enumerable: true, get: () => { throw new Error('discovery down'); } }));
   [s, short] = await Promise.all([
     startTestServer({ ...SERVER_ENV, OIDC_TOKEN_VALIDATION_RATE_PER_SECOND: String(CAP), TOKEN_CACHE_MAX_ENTRIES: '5', OIDC_JWKS_REFETCH_COOLDOWN_SECONDS: '60' }),
     startTestServer({ ...SERVER_ENV, OIDC_JWKS_REFETCH_COOLDOWN_SECONDS: '2', OIDC_TOKEN_VALIDATION_RATE_PER_SECOND: String(CAP), OIDC_OPAQUE_TOKEN_CACHE_SECONDS: '1' }),
@@ -79,6 +77,9 @@ beforeAll(async () => {
   await configure(s, admin, REAL_PLUGIN, connectionValues(idp, CLIENT_ID, CLIENT_SECRET, { audience: AUDIENCE }));
   await configure(s, admin, BROKEN_PLUGIN, fakeValues(broken.issuer));
   await configure(s, admin, DOWN_PLUGIN, fakeValues(`${broken.issuer}/down`));
+  // Discovery under /down answers 500 from now on (reading this field throws inside the fake
+  // provider); it worked while the connection was activated (pluginUpdate checks the issuer).
+  broken.discoveryOverrides.set('/down', Object.defineProperty({}, 'issuer', { enumerable: true, get: () => { throw new Error('discovery down'); } }));
   await configure(short, await adminToken(short), DEFAULT_PLUGIN, connectionValues(idp2, CLIENT_ID, CLIENT_SECRET, { audience: AUDIENCE }));
 });
 
@@ -230,10 +231,12 @@ describe('junk JWTs with unknown kids', () => {
   });
 
   it('a discovery endpoint answering 500 is asked once under a burst', async () => {
+    // (One request was the issuer check when the connection was activated.)
+    const before = broken.requestsTo('/down/.well-known/openid-configuration').length;
     const burst = Array.from({ length: 100 }, () => junkJwt(`${broken.issuer}/down`));
     expect((await sendAll(s.url, burst, ME)).map(meOf)).toEqual(burst.map(() => null));
     expect((await sendAll(s.url, burst.slice(0, 20), ME)).map(meOf)).toEqual(burst.slice(0, 20).map(() => null));
-    expect(broken.requestsTo('/down/.well-known/openid-configuration')).toHaveLength(1);
+    expect(broken.requestsTo('/down/.well-known/openid-configuration')).toHaveLength(before + 1);
   });
 });
 

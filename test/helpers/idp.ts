@@ -131,8 +131,15 @@ export interface TestClient {
   backchannel_logout_session_required?: boolean;
   grant_types?: string[];
   response_types?: string[];
+  /** e.g. 'client_secret_jwt' or 'private_key_jwt' (with `jwks_uri` or `jwks`). */
   token_endpoint_auth_method?: string;
   id_token_signed_response_alg?: string;
+  /** Where the provider reads the client's public keys (private_key_jwt). */
+  jwks_uri?: string;
+  /** The client's public keys, inline (private_key_jwt without a jwks_uri). */
+  jwks?: { keys: JWK[] };
+  /** The only alg accepted for the client's assertions (client_secret_jwt, private_key_jwt). */
+  token_endpoint_auth_signing_alg?: string;
 }
 
 export interface StartIdpOptions {
@@ -519,6 +526,9 @@ function clientMetadata(c: TestClient): Record<string, unknown> {
   if (c.backchannel_logout_session_required !== undefined)
     meta['backchannel_logout_session_required'] = c.backchannel_logout_session_required;
   if (c.id_token_signed_response_alg) meta['id_token_signed_response_alg'] = c.id_token_signed_response_alg;
+  if (c.jwks_uri) meta['jwks_uri'] = c.jwks_uri;
+  if (c.jwks) meta['jwks'] = c.jwks;
+  if (c.token_endpoint_auth_signing_alg) meta['token_endpoint_auth_signing_alg'] = c.token_endpoint_auth_signing_alg;
   return meta;
 }
 

@@ -164,7 +164,7 @@ describe('connection settings', () => {
       client_id: 'c', client_secret: 's', allowed_redirect_uris: 'https://a.example.com/cb', user_info_url: 'https://idp.example.com/me',
     }).map((e) => e.field);
     expect(withUserinfo).toEqual(['issuerUrl', 'jsonWebKeySetUrl']);
-    expect(validateOidcSettings({ client_id: 'c', client_secret: 's', allowed_redirect_uris: 'https://a.example.com/cb', issuer_url: 'https://idp.example.com', token_endpoint_auth_method: 'private_key_jwt' }).map((e) => e.field)).toEqual(['tokenEndpointAuthMethod']);
+    expect(validateOidcSettings({ client_id: 'c', client_secret: 's', allowed_redirect_uris: 'https://a.example.com/cb', issuer_url: 'https://idp.example.com', token_endpoint_auth_method: 'none' }).map((e) => e.field)).toEqual(['tokenEndpointAuthMethod']);
   });
 });
 

@@ -12,6 +12,7 @@
  * here by outcome (metrics), as is every call to the provider (by endpoint and outcome).
  */
 import { AppError } from '../../core/errors.ts';
+import type { ConnectionKeyStore } from './client-keys.ts';
 import { FieldError } from '../../errors.ts';
 import type { Prisma } from '../../db/database.ts';
 import type { SecretBox } from '../../crypto/secret-box.ts';
@@ -48,6 +49,8 @@ import { UNAVAILABLE_MESSAGE } from './failures.ts';
 import { failureOutcome, type AuthOutcome, type ConnectionMetrics } from '../../metrics/metrics.ts';
 
 export interface OidcServices {
+  /** The connections' own keys (private_key_jwt client authentication). */
+  connectionKeys?: Pick<ConnectionKeyStore, 'signingKey'>;
   prisma: Prisma;
   box: SecretBox;
   tokens: TokenService;
@@ -100,7 +103,9 @@ export class OidcConnection implements PluginInstance {
       jwksCooldownMs: services.jwksCooldownMs,
       timeoutSeconds: services.outboundTimeoutSeconds,
       clockSkewSeconds: services.clockSkewSeconds,
+      log: services.log.child({ pluginId: plugin.id }),
       ...(metrics ? { onCall: (endpoint, outcome, seconds) => metrics.providerCall(this.id, endpoint, outcome, seconds) } : {}),
+      ...(services.connectionKeys ? { clientSigningKey: () => services.connectionKeys!.signingKey(plugin.id) } : {}),
     });
     this.login = new OidcLogin(this.id, this.settings, this.provider, new AuthorizationRequests(services.prisma, services.box));
     this.resourceServer = new ResourceServer(this.settings, this.provider, services.opaqueTokenTtlMs, services.tokenValidationRatePerSecond);

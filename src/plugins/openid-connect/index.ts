@@ -3,8 +3,11 @@
  * OidcConnection per plugin id (several connections at once: a staff IdP, a customer IdP).
  */
 import type { PluginKind, PluginSettings } from '../contract.ts';
-import { OIDC_FIELDS, OIDC_PLUGIN_KIND, DEFAULT_OIDC_PLUGIN_NAME, validateOidcSettings } from './settings.ts';
+import type { ConfigValues } from '../contract.ts';
+import type { FieldError } from '../../errors.ts';
+import { OIDC_FIELDS, OIDC_PLUGIN_KIND, DEFAULT_OIDC_PLUGIN_NAME, misconfigured, parseOidcSettings, validateOidcSettings } from './settings.ts';
 import { OidcConnection, type OidcServices } from './connection.ts';
+import { issuerProblem } from './provider.ts';
 
 export type { OidcServices };
 
@@ -17,6 +20,7 @@ export const openIdConnectKind: PluginKind<OidcServices> = {
   // it is): only the built-in connection does by default; others opt in.
   createdDefaults: { accept_opaque_bearer_tokens: false },
   validate: validateOidcSettings,
+  validateActivation: validateOidcActivation,
   create: (settings: PluginSettings, services: OidcServices) => new OidcConnection(settings, services),
   /**
    * Pointing a connection at another provider or client ends its sessions: the provider refresh
@@ -31,5 +35,25 @@ export const openIdConnectKind: PluginKind<OidcServices> = {
     await services.sessions.revokeConnection(id, 'connection-deleted');
   },
 };
+
+/** Changes that call for a new look at the issuer. */
+const ISSUER_CHECK_TRIGGERS = new Set(['active', 'issuer_url']);
+
+/**
+ * Before a connection is activated, or an active connection's issuer URL changes: OpenID
+ * discovery of `issuer_url` through the plugin's own guarded fetch (address policy, time limit)
+ * must work, name that same issuer, and give (with the endpoint fields) the endpoints a login
+ * needs. A mistyped issuer is refused here rather than at the first login. Without an issuer
+ * URL nothing is fetched. Other changes to an active connection fetch nothing either.
+ */
+export async function validateOidcActivation(values: ConfigValues, changed: readonly string[], services: OidcServices): Promise<FieldError[]> {
+  if (!changed.some((name) => ISSUER_CHECK_TRIGGERS.has(name))) return [];
+  const problem = await issuerProblem(parseOidcSettings(values), {
+    fetch: services.fetch,
+    timeoutSeconds: services.outboundTimeoutSeconds,
+    allowInsecureRequests: services.allowInsecureRequests,
+  });
+  return problem ? [misconfigured('issuerUrl', problem)] : [];
+}
 
 const PROVIDER_IDENTITY_FIELDS = new Set(['issuer_url', 'oauth_token_url', 'client_id']);

@@ -187,7 +187,7 @@ export class ResourceServer {
   private async fromOpaque(token: string): Promise<TokenIdentity> {
     const { config, metadata } = await this.provider.get();
     if (!metadata.introspection_endpoint && this.settings.audience !== undefined) {
-      throw new TokenRefusedError('cannot check the audience of an opaque token without introspection');
+      throw new TokenRefusedError('cannot check the audience of an opaque token without introspection (none discovered, introspection_url not set)');
     }
     const key = hashToken(token);
     await this.admitValidation(this.known.get(key) ? 'known' : 'unknown');

@@ -3,6 +3,7 @@
  * validation rules) plus ours (issuer discovery, redirect allow-lists, linking policy).
  */
 import { FieldError } from '../../errors.ts';
+import { DEFAULT_TOKEN_ENDPOINT_AUTH_METHOD, parseTokenEndpointAuthMethod, validateTokenEndpointAuthMethod, type TokenEndpointAuthMethod } from './client-auth.ts';
 import type { ConfigField, ConfigValues } from '../contract.ts';
 import { isValidAllowListEntry } from './redirects.ts';
 
@@ -14,12 +15,14 @@ export const OIDC_FIELDS: readonly ConfigField[] = [
   { name: 'client_id', type: 'STRING', label: 'Client ID', helpText: 'Your Client ID required to authenticate on the provider side.', default: null },
   { name: 'client_secret', type: 'SECRET', label: 'Client Secret', helpText: 'Your client secret required to authenticate on provider side.', default: null },
   { name: 'enable_refresh_token', type: 'BOOLEAN', label: 'Enable refreshing token', helpText: 'Ask the provider for a refresh token (offline access) and let clients renew their tokens.', default: true },
-  { name: 'issuer_url', type: 'STRING', label: 'Issuer URL', helpText: "The provider's issuer. When set, OpenID discovery fills the endpoint URLs left empty, and the discovered issuer must equal this value.", default: null },
+  { name: 'issuer_url', type: 'STRING', label: 'Issuer URL', helpText: "The provider's issuer. When set, OpenID discovery always runs and the endpoint fields that are set override what it finds; the discovered issuer must equal this value (checked when the connection is activated or this URL changes). If discovery fails later, the connection keeps working when the authorization, token and JWKS URLs are all set.", default: null },
   { name: 'oauth_authorization_url', type: 'STRING', label: 'OAuth Authorization URL', helpText: 'The endpoint where the user is sent to log in.', default: null },
   { name: 'oauth_token_url', type: 'STRING', label: 'OAuth Token exchange URL', helpText: 'The endpoint that exchanges the authorization code and refresh tokens.', default: null },
   { name: 'json_web_key_set_url', type: 'STRING', label: 'JSON Web Key Set URL', helpText: "The provider's public keys (JWKS), used to verify its tokens.", default: null },
   { name: 'oauth_logout_url', type: 'STRING', label: 'OAuth logout URL', helpText: 'The end-session endpoint the user is sent to on logout.', default: null },
   { name: 'user_info_url', type: 'STRING', label: 'User info URL', helpText: 'The userinfo endpoint.', default: null },
+  { name: 'introspection_url', type: 'STRING', label: 'Token introspection URL', helpText: "The provider's token introspection endpoint (RFC 7662), used to validate opaque bearer tokens. Overrides the discovered introspection_endpoint; set it for providers without discovery.", default: null },
+  { name: 'revocation_url', type: 'STRING', label: 'Token revocation URL', helpText: "The provider's token revocation endpoint (RFC 7009). Overrides the discovered revocation_endpoint; set it for providers without discovery.", default: null },
   { name: 'audience', type: 'STRING', label: 'Audience', helpText: 'The API audience. Sent in the authorization request; scope permissions of bearer access tokens apply only when their aud contains it.', default: null },
   { name: 'use_oauth_scope_permissions', type: 'BOOLEAN', label: 'Use OAuth scope permissions', helpText: 'Grant permissions from saleor:<permission> scopes (or a permissions claim); saleor:staff marks a staff user.', default: false },
   { name: 'staff_user_domains', type: 'STRING', label: 'Staff user domains', helpText: 'Comma-separated email domains whose users become staff (verified emails only).', default: null },
@@ -28,7 +31,7 @@ export const OIDC_FIELDS: readonly ConfigField[] = [
   { name: 'allowed_redirect_uris', type: 'MULTILINE', label: 'Allowed redirect URIs', helpText: 'Comma- or newline-separated redirect URIs accepted by externalAuthenticationUrl: exact match, or an entry ending in /* matches by prefix. No query strings or fragments.', default: null },
   { name: 'allowed_post_logout_redirect_uris', type: 'MULTILINE', label: 'Allowed post-logout redirect URIs', helpText: 'Comma- or newline-separated URIs accepted as post_logout_redirect_uri. When empty, the allowed redirect URIs apply.', default: null },
   { name: 'accept_opaque_bearer_tokens', type: 'BOOLEAN', label: 'Accept opaque bearer tokens', helpText: "Validate bearer tokens that are not JWTs with this provider (introspection, or userinfo). Each connection that accepts them is shown every opaque token, so connections created with openIdConnectConnectionCreate start with it off.", default: true },
-  { name: 'token_endpoint_auth_method', type: 'STRING', label: 'Token endpoint authentication method', helpText: 'How the client authenticates at the token endpoint: client_secret_basic (default) or client_secret_post.', default: 'client_secret_basic' },
+  { name: 'token_endpoint_auth_method', type: 'STRING', label: 'Token endpoint authentication method', helpText: "How the client authenticates at the token endpoint (OpenID Connect Core 9): client_secret_basic (default), client_secret_post, client_secret_jwt (an HS256 assertion keyed with the client secret, at least 32 bytes) or private_key_jwt (an assertion signed with this connection's own key, no client secret needed: register <server URL>/oidc/jwks/<plugin id> at the provider as the client's jwks_uri; rotate with `npm run cli -- connection-keys rotate <plugin id>`).", default: 'client_secret_basic' },
   { name: 'link_by_verified_email', type: 'BOOLEAN', label: 'Link existing accounts by verified email', helpText: 'On first login, link an existing account with the same email when the provider says the email is verified.', default: true },
 ];
 
@@ -55,7 +58,14 @@ function text(values: ConfigValues, name: string): string {
   return typeof v === 'string' ? v.trim() : '';
 }
 
-const misconfigured = (field: string, message: string) => new FieldError(field, 'PLUGIN_MISCONFIGURED', message);
+/** Endpoint fields that are never required, but must be valid URLs when set. */
+const OPTIONAL_ENDPOINTS = [
+  ['oauth_logout_url', 'oauthLogoutUrl', 'OAuth logout URL'],
+  ['introspection_url', 'introspectionUrl', 'Token introspection URL'],
+  ['revocation_url', 'revocationUrl', 'Token revocation URL'],
+] as const;
+
+export const misconfigured = (field: string, message: string) => new FieldError(field, 'PLUGIN_MISCONFIGURED', message);
 
 /**
  * Saleor's rules, extended. Client id and secret are always required. The issuer is required
@@ -63,7 +73,12 @@ const misconfigured = (field: string, message: string) => new FieldError(field, 
  * endpoint fields left empty. Endpoint fields that are set must be valid URLs; without an
  * issuer Saleor's rules name the endpoints that would be needed (if an authorization or token
  * URL is set: JWKS + authorization + token; else if a userinfo URL is set: JWKS + userinfo;
- * else all four). At least one allowed redirect URI is required.
+ * else all four). At least one allowed redirect URI is required. The optional endpoint fields
+ * (logout, introspection, revocation) must be valid http(s) URLs when set (the guarded fetch
+ * refuses plain http at request time unless OUTBOUND_ALLOW_PRIVATE_ADDRESSES is on).
+ *
+ * Only what can be told without the network is checked here; the issuer's discovery document
+ * is checked when a connection is activated (`validateOidcActivation` in index.ts).
  */
 export function validateOidcSettings(values: ConfigValues): FieldError[] {
   const errors: FieldError[] = [];
@@ -72,7 +87,9 @@ export function validateOidcSettings(values: ConfigValues): FieldError[] {
     if (!isHttpUrl(v)) errors.push(misconfigured(field, v ? `${label} is not a valid URL.` : `${label} is required.`));
   };
   if (!text(values, 'client_id')) errors.push(misconfigured('clientId', 'Client ID is required.'));
-  if (!text(values, 'client_secret')) errors.push(misconfigured('clientSecret', 'Client Secret is required.'));
+  for (const problem of validateTokenEndpointAuthMethod(values['token_endpoint_auth_method'], values['client_secret'])) {
+    errors.push(misconfigured(problem.field, problem.message));
+  }
 
   const endpoints = [
     ['oauth_authorization_url', 'oauthAuthorizationUrl', 'OAuth Authorization URL'],
@@ -96,11 +113,7 @@ export function validateOidcSettings(values: ConfigValues): FieldError[] {
       for (const [, field, label] of endpoints) errors.push(misconfigured(field, `${label} is required (or set the Issuer URL).`));
     }
   }
-  const authMethod = text(values, 'token_endpoint_auth_method');
-  if (authMethod && authMethod !== 'client_secret_basic' && authMethod !== 'client_secret_post') {
-    errors.push(misconfigured('tokenEndpointAuthMethod', 'Use client_secret_basic or client_secret_post.'));
-  }
-  if (text(values, 'oauth_logout_url')) urlField('oauth_logout_url', 'oauthLogoutUrl', 'OAuth logout URL');
+  for (const [name, field, label] of OPTIONAL_ENDPOINTS) if (text(values, name)) urlField(name, field, label);
 
   const redirects = splitList(values['allowed_redirect_uris']);
   if (redirects.length === 0) {
@@ -129,6 +142,10 @@ export interface OidcSettings {
   jwksUrl: string | undefined;
   logoutUrl: string | undefined;
   userInfoUrl: string | undefined;
+  /** RFC 7662 introspection endpoint; overrides the discovered one. */
+  introspectionUrl: string | undefined;
+  /** RFC 7009 revocation endpoint; overrides the discovered one. */
+  revocationUrl: string | undefined;
   audience: string | undefined;
   useScopePermissions: boolean;
   staffDomains: string[];
@@ -137,7 +154,7 @@ export interface OidcSettings {
   /** Falls back to the redirect allow-list when empty. */
   allowedPostLogoutRedirectUris: string[];
   linkByVerifiedEmail: boolean;
-  tokenEndpointAuthMethod: 'client_secret_basic' | 'client_secret_post';
+  tokenEndpointAuthMethod: TokenEndpointAuthMethod;
   acceptOpaqueBearerTokens: boolean;
   /** Claim name or dotted path of the provider's groups/roles; undefined: not mapped. */
   groupsClaim: string | undefined;
@@ -158,6 +175,8 @@ export function parseOidcSettings(values: ConfigValues): OidcSettings {
     jwksUrl: opt('json_web_key_set_url'),
     logoutUrl: opt('oauth_logout_url'),
     userInfoUrl: opt('user_info_url'),
+    introspectionUrl: opt('introspection_url'),
+    revocationUrl: opt('revocation_url'),
     audience: opt('audience'),
     useScopePermissions: bool('use_oauth_scope_permissions', false),
     staffDomains: splitList(values['staff_user_domains']).map((d) => d.toLowerCase().replace(/^@/, '')),
@@ -165,7 +184,7 @@ export function parseOidcSettings(values: ConfigValues): OidcSettings {
     allowedRedirectUris: redirects,
     allowedPostLogoutRedirectUris: postLogout.length ? postLogout : redirects,
     linkByVerifiedEmail: bool('link_by_verified_email', true),
-    tokenEndpointAuthMethod: text(values, 'token_endpoint_auth_method') === 'client_secret_post' ? 'client_secret_post' : 'client_secret_basic',
+    tokenEndpointAuthMethod: parseTokenEndpointAuthMethod(values['token_endpoint_auth_method']) ?? DEFAULT_TOKEN_ENDPOINT_AUTH_METHOD,
     acceptOpaqueBearerTokens: bool('accept_opaque_bearer_tokens', true),
     groupsClaim: opt('groups_claim'),
   };
