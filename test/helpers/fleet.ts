@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 import { REPO_ROOT, startServerProcess, type ServerProcess } from './server-process.ts';
-import { TEST_SECRET_KEY, type GqlResponse, type TestServer } from './server.ts';
+import { TEST_SECRET_KEY, gqlAt, type TestServer } from './server.ts';
 
 export interface FleetOptions {
   /** Number of server processes (default 2). */
@@ -71,22 +71,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
 
 /** The bits of TestServer that test/helpers/oidc-flow.ts uses (url, gql), for one process. */
 export function serverClient(proc: ServerProcess): TestServer {
-  const client = {
-    url: proc.url,
-    async gql(query: string, variables?: Record<string, unknown>, opts: { token?: string; headers?: Record<string, string> } = {}): Promise<GqlResponse> {
-      const res = await fetch(`${proc.url}/graphql/`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
-          ...opts.headers,
-        },
-        body: JSON.stringify({ query, variables }),
-      });
-      const text = await res.text();
-      return { status: res.status, headers: res.headers, body: JSON.parse(text) };
-    },
-  };
+  const client = { url: proc.url, gql: gqlAt(proc.url) };
   return client as unknown as TestServer;
 }
 

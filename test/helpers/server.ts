@@ -35,6 +35,23 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/** A GraphQL client for the server at `url` (POST /graphql/, bearer token, extra headers). */
+export function gqlAt(url: string): TestServer['gql'] {
+  return async (query, variables, opts = {}) => {
+    const res = await fetch(`${url}/graphql/`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+        ...opts.headers,
+      },
+      body: JSON.stringify({ query, variables }),
+    });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, body: JSON.parse(text) };
+  };
+}
+
 export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sat-'));
   const database = await createTestDatabase();
@@ -65,19 +82,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     dataDir,
     database,
     logs,
-    async gql(query, variables, opts = {}) {
-      const res = await fetch(`${url}/graphql/`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
-          ...opts.headers,
-        },
-        body: JSON.stringify({ query, variables }),
-      });
-      const text = await res.text();
-      return { status: res.status, headers: res.headers, body: JSON.parse(text) };
-    },
+    gql: gqlAt(url),
     async close() {
       await running.close();
       await database.drop().catch(() => {});
