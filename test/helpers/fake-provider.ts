@@ -9,7 +9,8 @@
  * - `<prefix>/.well-known/openid-configuration` for any path prefix: issuer = origin + prefix,
  *   endpoints at the root (/authorize, /token, /jwks, /userinfo, /logout); fields can be
  *   overridden per prefix with {@link FakeProvider.discoveryOverrides}.
- * - `/jwks`: {@link FakeProvider.jwks} (default: the provider's RSA public key with its kid).
+ * - `/jwks`, and any path ending in `/.well-known/jwks.json` (AWS Cognito's layout, under an
+ *   issuer prefix): {@link FakeProvider.jwks} (default: the provider's RSA public key with its kid).
  * - `/token`, `/userinfo`: {@link FakeProvider.token} / {@link FakeProvider.userinfo}.
  *   The default userinfo answers the claims registered for the bearer access token by
  *   {@link FakeProvider.tokenResponse}, 401 otherwise.
@@ -252,7 +253,7 @@ export async function startFakeProvider(): Promise<FakeProvider> {
       const WELL_KNOWN = '/.well-known/openid-configuration';
       let reply: FakeReply;
       if (url.pathname.endsWith(WELL_KNOWN)) reply = { body: discovery(url.pathname.slice(0, -WELL_KNOWN.length)) };
-      else if (url.pathname === '/jwks') reply = { body: fake.jwks(), headers: { 'content-type': 'application/jwk-set+json' } };
+      else if (url.pathname === '/jwks' || url.pathname.endsWith('/.well-known/jwks.json')) reply = { body: fake.jwks(), headers: { 'content-type': 'application/jwk-set+json' } };
       else if (url.pathname === '/token' && req.method === 'POST') reply = await fake.token(recorded);
       else if (url.pathname === '/userinfo') reply = await fake.userinfo(recorded);
       else reply = { status: 404, body: { error: 'not_found' } };
