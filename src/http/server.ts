@@ -3,14 +3,15 @@
  *   POST|GET /graphql/ and /graphql    GraphQL (413 over the body limit)
  *   OPTIONS  /graphql/                 CORS preflight
  *   GET      /.well-known/jwks.json    our public signing keys
- *   GET      /healthz                  process up (no I/O)
+ *   GET      /healthz                  process up and serving (no I/O); 503 while starting
  *   GET      /readyz                   ready: started (migrations, keys, plugins) and database
  *                                      reachable; 503 while starting and while shutting down
  *   POST     /oidc/backchannel-logout/<pluginId>
  *   GET      /oidc/jwks/<pluginId>     a connection's public keys for private_key_jwt (404: unknown
  *                                      connection, or one without keys)
  * The socket listens from the first moment of startup (createHttpServer); until `serve` hands it
- * the services, every request but /healthz gets a 503 saying the server is starting.
+ * the services, every request gets a 503 saying the server is starting (/healthz and /readyz
+ * `{"status":"starting"}`).
  * Every request gets one JSON log line with its request id (X-Request-Id, echoed back) and the
  * principal it was authenticated as (user or app id, never the token).
  *
@@ -74,11 +75,11 @@ function startingHandler(log: Logger, drain: Drain): Handler {
     res.setHeader('x-request-id', id);
     drain.track(res, req);
     const path = parseTarget(req.url)?.pathname;
-    const status = path === '/healthz' && req.method === 'GET' ? 200 : 503;
-    if (status === 200) send(res, 200, '{"status":"ok"}', { 'cache-control': 'no-store' });
-    else if (path === '/readyz') send(res, 503, '{"status":"starting"}', { 'cache-control': 'no-store' });
+    const status = 503;
+    // /healthz too: deployment scripts take its 200 to mean "serving" (it is, once started).
+    if (path === '/readyz' || path === '/healthz') send(res, 503, '{"status":"starting"}', { 'cache-control': 'no-store' });
     else send(res, 503, JSON.stringify({ errors: [{ message: 'The server is starting; try again shortly.' }] }), { 'cache-control': 'no-store', 'retry-after': '1' });
-    log.info('request', { requestId: id, method: req.method, path, status, outcome: status < 400 ? 'ok' : 'server_starting' });
+    log.info('request', { requestId: id, method: req.method, path, status, outcome: 'server_starting' });
   };
 }
 

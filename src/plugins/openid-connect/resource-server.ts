@@ -25,6 +25,7 @@ import { hashToken } from '../../crypto/secret-box.ts';
 import { TtlLru } from '../../cache/ttl-lru.ts';
 import { groupsFromClaims, type OidcSettings } from './settings.ts';
 import { responseStatus } from './failures.ts';
+import { oktaUserId } from './quirks.ts';
 import { type OidcProvider, ProviderTokenError, ProviderUnavailableError, classifyProviderError } from './provider.ts';
 
 export interface TokenIdentity {
@@ -79,9 +80,16 @@ const MAX_JWT_CACHE_MS = 5 * 60_000;
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
+/** One scope-token (RFC 6749 section 3.3: NQCHAR, so no whitespace, quote or backslash). */
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+
+/**
+ * The granted scope: `scope` (a string), else `scp` (Okta: an array of scope-tokens, of which
+ * an item that is not one scope-token is dropped, not split; Entra ID: a string).
+ */
 function scopeOf(claims: Record<string, unknown>): string {
   if (typeof claims['scope'] === 'string') return claims['scope'];
-  if (Array.isArray(claims['scp'])) return claims['scp'].filter((s): s is string => typeof s === 'string').join(' ');
+  if (Array.isArray(claims['scp'])) return claims['scp'].filter((s): s is string => typeof s === 'string' && SCOPE_TOKEN.test(s)).join(' ');
   if (typeof claims['scp'] === 'string') return claims['scp'];
   return '';
 }
@@ -265,8 +273,9 @@ export class ResourceServer {
     claims: Record<string, unknown>,
     extra: { audienceMatches: boolean; identityOnly: boolean; expiresAt: number },
   ): Promise<TokenIdentity> {
-    const subject = str(claims['sub']);
-    const clientId = str(claims['client_id']) ?? str(claims['azp']);
+    // Okta names the user by `uid` (its `sub` is the login) and the client by `cid`.
+    const subject = oktaUserId(claims) ?? str(claims['sub']);
+    const clientId = str(claims['client_id']) ?? str(claims['cid']) ?? str(claims['azp']);
     // Client-credentials tokens name no user: no sub, or the client itself as sub.
     const machine = !subject || (clientId !== undefined && subject === clientId) || claims['gty'] === 'client-credentials';
     let profile = claims;
