@@ -379,3 +379,72 @@ describe('AWS Cognito: access tokens without aud, client_id, token_use, cognito:
     ).toBeNull();
   });
 });
+
+// ---- Glewlwyd (RFC 8707 resource indicator) ----------------------------------------------------
+
+describe('Glewlwyd: the resource indicator makes aud the API (not the scope list); client_secret_post', () => {
+  const API = 'https://api.shop.example.com/saleor';
+  const SUB = 'glewlwyd-user-1';
+  let x: Shape;
+
+  beforeAll(async () => {
+    x = await shape('shapes.glewlwyd', 'glewlwyd-client', {
+      prefix: '/api/oidc',
+      values: { audience: API, resource: API, token_endpoint_auth_method: 'client_secret_post' },
+    });
+  });
+  afterAll(async () => x?.provider.close());
+
+  it('login and refresh: resource is sent in the authorization, code exchange and refresh requests; credentials in the body', async () => {
+    const a = await authorize(x);
+    expect(a.url.searchParams.get('resource')).toBe(API);
+    x.provider.token = async (req) =>
+      x.provider.tokenResponse({
+        idToken: await x.provider.sign({
+          iss: x.issuer,
+          aud: x.clientId,
+          iat: now(),
+          exp: now() + 300,
+          sub: SUB,
+          email: 'gil@glewlwyd.example.com',
+          email_verified: true,
+          ...(req.form.get('grant_type') === 'authorization_code' ? { nonce: a.nonce } : {}),
+        }),
+        refreshToken: `rt-${randomUUID()}`,
+      });
+    const tokenCalls = () => x.provider.requestsTo('/token');
+    const before = tokenCalls().length;
+    const r = await obtainTokens(s, x.plugin, { code: 'c', state: a.state });
+    expect(r.errors).toEqual([]);
+    const exchange = tokenCalls()[before]!;
+    expect(exchange.form.get('grant_type')).toBe('authorization_code');
+    expect(exchange.form.get('resource')).toBe(API);
+    expect(exchange.form.get('client_secret')).toBe(CLIENT_SECRET);
+    expect(exchange.headers['authorization']).toBeUndefined();
+
+    const refreshed = await externalCall(s, 'externalRefresh', x.plugin, { refreshToken: r.refreshToken });
+    expect(refreshed.errors).toEqual([]);
+    const refresh = tokenCalls().at(-1)!;
+    expect(refresh.form.get('grant_type')).toBe('refresh_token');
+    expect(refresh.form.get('resource')).toBe(API);
+  });
+
+  it('bearer: a token whose aud is the resource is accepted; one whose aud is the scope list is refused', async () => {
+    const claims = { sub: SUB, client_id: x.clientId, scope: 'openid profile email' };
+    expect(await me(await accessToken(x, { ...claims, aud: API }))).toMatchObject({ email: 'gil@glewlwyd.example.com' });
+    expect(await me(await accessToken(x, { ...claims, aud: ['openid', 'profile', 'email'] }))).toBeNull();
+  });
+
+  it('a resource that is not an absolute URI, or has a fragment, is refused and nothing is saved', async () => {
+    for (const bad of ['api/saleor', 'https://api.shop.example.com/saleor#part', 'not a uri']) {
+      const r = await s.gql(
+        `mutation($id: ID!, $input: PluginUpdateInput!) { pluginUpdate(id: $id, input: $input) { errors { field code } } }`,
+        { id: x.plugin, input: { configuration: [{ name: 'resource', value: bad }] } },
+        { token: admin },
+      );
+      expect(r.body.data.pluginUpdate.errors).toEqual([{ field: 'resource', code: 'PLUGIN_MISCONFIGURED' }]);
+    }
+    const stored = await s.running.app.plugins.values(x.plugin);
+    expect(stored?.['resource']).toBe(API);
+  });
+});

@@ -60,6 +60,7 @@ export class OidcLogin {
       code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
       code_challenge_method: 'S256',
       ...(this.settings.audience ? { audience: this.settings.audience } : {}),
+      ...(this.settings.resource ? { resource: this.settings.resource } : {}),
       ...extraAuthorizationParams(options),
     });
     return url.href;
@@ -90,7 +91,7 @@ export class OidcLogin {
         expectedNonce: pending.nonce,
         expectedState: state,
         idTokenExpected: true,
-      });
+      }, this.settings.resource ? { resource: this.settings.resource } : undefined);
     } catch (e) {
       throw providerFailure(e, 'token-exchange');
     }

@@ -36,7 +36,7 @@ export function refreshPort(pluginId: string, settings: OidcSettings, provider: 
     async refreshGrant(providerRefreshToken: string): Promise<ProviderGrant> {
       let response: Awaited<ReturnType<typeof oidc.refreshTokenGrant>>;
       try {
-        response = await oidc.refreshTokenGrant((await provider.get()).config, providerRefreshToken);
+        response = await oidc.refreshTokenGrant((await provider.get()).config, providerRefreshToken, settings.resource ? { resource: settings.resource } : undefined);
       } catch (e) {
         throw endsGrant(providerFailure(e, 'refresh'));
       }

@@ -24,6 +24,7 @@ export const OIDC_FIELDS: readonly ConfigField[] = [
   { name: 'introspection_url', type: 'STRING', label: 'Token introspection URL', helpText: "The provider's token introspection endpoint (RFC 7662), used to validate opaque bearer tokens. Overrides the discovered introspection_endpoint; set it for providers without discovery.", default: null },
   { name: 'revocation_url', type: 'STRING', label: 'Token revocation URL', helpText: "The provider's token revocation endpoint (RFC 7009). Overrides the discovered revocation_endpoint; set it for providers without discovery.", default: null },
   { name: 'audience', type: 'STRING', label: 'Audience', helpText: 'The API audience. Sent in the authorization request; scope permissions of bearer access tokens apply only when their aud contains it.', default: null },
+  { name: 'resource', type: 'STRING', label: 'Resource indicator', helpText: 'RFC 8707: an absolute URI (no fragment) sent as `resource` in the authorization, token and refresh requests, for providers that set the access token audience from it (e.g. Glewlwyd, which otherwise puts the scope list in aud). Usually the same value as Audience.', default: null },
   { name: 'use_oauth_scope_permissions', type: 'BOOLEAN', label: 'Use OAuth scope permissions', helpText: 'Grant permissions from saleor:<permission> scopes (or a permissions claim); saleor:staff marks a staff user.', default: false },
   { name: 'staff_user_domains', type: 'STRING', label: 'Staff user domains', helpText: 'Comma-separated email domains whose users become staff (verified emails only).', default: null },
   { name: 'default_group_name_for_new_staff_users', type: 'STRING', label: 'Default permission group name for new staff users', helpText: 'Staff users join this group (created empty if missing) and get its permissions.', default: null },
@@ -65,6 +66,17 @@ const OPTIONAL_ENDPOINTS = [
   ['revocation_url', 'revocationUrl', 'Token revocation URL'],
 ] as const;
 
+/** RFC 8707 section 2: an absolute URI, no fragment. */
+function isResourceIndicator(value: string): boolean {
+  if (!/^[a-z][a-z0-9+.-]*:/i.test(value) || value.includes('#') || /\s/.test(value)) return false;
+  try {
+    new URL(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export const misconfigured = (field: string, message: string) => new FieldError(field, 'PLUGIN_MISCONFIGURED', message);
 
 /**
@@ -89,6 +101,10 @@ export function validateOidcSettings(values: ConfigValues): FieldError[] {
   if (!text(values, 'client_id')) errors.push(misconfigured('clientId', 'Client ID is required.'));
   for (const problem of validateTokenEndpointAuthMethod(values['token_endpoint_auth_method'], values['client_secret'])) {
     errors.push(misconfigured(problem.field, problem.message));
+  }
+  const resource = text(values, 'resource');
+  if (resource && !isResourceIndicator(resource)) {
+    errors.push(misconfigured('resource', 'Resource indicator must be an absolute URI without a fragment (RFC 8707).'));
   }
 
   const endpoints = [
@@ -147,6 +163,8 @@ export interface OidcSettings {
   /** RFC 7009 revocation endpoint; overrides the discovered one. */
   revocationUrl: string | undefined;
   audience: string | undefined;
+  /** RFC 8707 resource indicator sent to the provider (authorization, token, refresh requests). */
+  resource: string | undefined;
   useScopePermissions: boolean;
   staffDomains: string[];
   defaultGroupName: string | null;
@@ -178,6 +196,7 @@ export function parseOidcSettings(values: ConfigValues): OidcSettings {
     introspectionUrl: opt('introspection_url'),
     revocationUrl: opt('revocation_url'),
     audience: opt('audience'),
+    resource: opt('resource'),
     useScopePermissions: bool('use_oauth_scope_permissions', false),
     staffDomains: splitList(values['staff_user_domains']).map((d) => d.toLowerCase().replace(/^@/, '')),
     defaultGroupName: opt('default_group_name_for_new_staff_users') ?? null,
