@@ -79,7 +79,7 @@ beforeAll(async () => {
   });
   shapes.okta = await shape('shapes.okta', '0oa1storefront', {
     prefix: '/oauth2/default',
-    values: { audience: 'api://default', use_oauth_scope_permissions: 'true' },
+    values: { audience: 'api://default', use_oauth_scope_permissions: 'true', user_id_claim: 'uid' },
   });
   shapes.keycloak = await shape('shapes.keycloak', 'storefront', {
     prefix: '/realms/shop',
@@ -220,6 +220,25 @@ describe('Okta custom authorization server: scp array, cid, uid', () => {
     expect(
       await me(await accessToken(x, { ...base, aud: 'api://default', scp: ['openid saleor:manage_plugins', 'saleor:staff\tsaleor:manage_staff', 'manage_orders', 42] })),
     ).toEqual({ email: 'olga@okta.example.com', isStaff: false, userPermissions: [] });
+  });
+
+  it('bearer: without user_id_claim = uid the login name in sub is not the user; a bad claim name is refused', async () => {
+    const x = shapes.okta;
+    const token = await accessToken(x, { ver: 1, aud: 'api://default', cid: x.clientId, uid: UID, sub: LOGIN, scp: ['saleor:manage_orders'] });
+    const update = (value: string | null) =>
+      s.gql(
+        `mutation($id: ID!, $input: PluginUpdateInput!) { pluginUpdate(id: $id, input: $input) { errors { field code } } }`,
+        { id: x.plugin, input: { configuration: [{ name: 'user_id_claim', value }] } },
+        { token: admin },
+      );
+    expect((await update('')).body.data.pluginUpdate.errors).toEqual([]);
+    try {
+      expect((await me(token))?.email ?? null).not.toBe('olga@okta.example.com');
+      expect((await update('uid; drop')).body.data.pluginUpdate.errors).toEqual([{ field: 'userIdClaim', code: 'PLUGIN_MISCONFIGURED' }]);
+    } finally {
+      expect((await update('uid')).body.data.pluginUpdate.errors).toEqual([]);
+    }
+    expect((await me(token))?.email).toBe('olga@okta.example.com');
   });
 
   it("bearer: another user's uid is not this user; a client-credentials token (sub = cid) is an app", async () => {

@@ -2,7 +2,7 @@
  * Pure rules of the OIDC plugin: provider quirks and scopes, redirect allow-lists, staff rules.
  */
 import { describe, expect, it } from 'vitest';
-import { extraAuthorizationParams, isCognito, isGoogle, oktaUserId, requestedScope } from '../../src/plugins/openid-connect/quirks.ts';
+import { extraAuthorizationParams, isCognito, isGoogle, requestedScope } from '../../src/plugins/openid-connect/quirks.ts';
 import { isAllowedRedirect, isValidAllowListEntry } from '../../src/plugins/openid-connect/redirects.ts';
 import { decideStaff, emailDomain } from '../../src/accounts/staff.ts';
 import { permissionScopes } from '../../src/accounts/permissions.ts';
@@ -27,18 +27,6 @@ describe('provider quirks', () => {
     expect(isCognito('https://cognito-idp.eu-west-1.amazonaws.com/pool/.well-known/jwks.json')).toBe(true);
     expect(isCognito('https://idp.example.com/jwks')).toBe(false);
     expect(isCognito(undefined)).toBe(false);
-  });
-
-  it.each([
-    [{ cid: '0oa1', uid: '00u1', sub: 'olga@example.com' }, '00u1'],
-    [{ uid: '00u1', sub: 'olga@example.com' }, undefined],
-    [{ cid: '0oa1', sub: '0oa1' }, undefined],
-    [{ cid: '0oa1', uid: '', sub: 'x' }, undefined],
-    [{ cid: '', uid: '00u1', sub: 'x' }, undefined],
-    [{ cid: '0oa1', uid: 42, sub: 'x' }, undefined],
-    [{ cid: ['0oa1'], uid: '00u1', sub: 'x' }, undefined],
-  ])('oktaUserId(%j) = %s (the user id only in the Okta shape: cid and uid both strings)', (claims, expected) => {
-    expect(oktaUserId(claims)).toBe(expected);
   });
 
   const base = { useScopePermissions: false, enableRefreshToken: true, google: false, cognito: false };

@@ -55,13 +55,3 @@ export function extraAuthorizationParams(o: ScopeOptions): Record<string, string
   return { prompt: 'consent' };
 }
 
-/**
- * Okta custom authorization servers: an access token's `sub` is the user's login (often an
- * email), and its `uid` is the user id, which id_tokens and userinfo call `sub`; `cid` is the
- * client id. Recognised by `cid` and `uid` both being non-empty strings; the user id then, else
- * undefined (not that shape: `sub` applies).
- */
-export function oktaUserId(claims: Record<string, unknown>): string | undefined {
-  const { cid, uid } = claims;
-  return typeof cid === 'string' && cid !== '' && typeof uid === 'string' && uid !== '' ? uid : undefined;
-}

@@ -25,7 +25,6 @@ import { hashToken } from '../../crypto/secret-box.ts';
 import { TtlLru } from '../../cache/ttl-lru.ts';
 import { groupsFromClaims, type OidcSettings } from './settings.ts';
 import { responseStatus } from './failures.ts';
-import { oktaUserId } from './quirks.ts';
 import { type OidcProvider, ProviderTokenError, ProviderUnavailableError, classifyProviderError } from './provider.ts';
 
 export interface TokenIdentity {
@@ -273,8 +272,9 @@ export class ResourceServer {
     claims: Record<string, unknown>,
     extra: { audienceMatches: boolean; identityOnly: boolean; expiresAt: number },
   ): Promise<TokenIdentity> {
-    // Okta names the user by `uid` (its `sub` is the login) and the client by `cid`.
-    const subject = oktaUserId(claims) ?? str(claims['sub']);
+    // The user: `sub`, or the configured claim (Okta: `uid`; its `sub` is the login). Okta
+    // names the client `cid`.
+    const subject = str(claims[this.settings.userIdClaim]);
     const clientId = str(claims['client_id']) ?? str(claims['cid']) ?? str(claims['azp']);
     // Client-credentials tokens name no user: no sub, or the client itself as sub.
     const machine = !subject || (clientId !== undefined && subject === clientId) || claims['gty'] === 'client-credentials';

@@ -29,6 +29,7 @@ export const OIDC_FIELDS: readonly ConfigField[] = [
   { name: 'staff_user_domains', type: 'STRING', label: 'Staff user domains', helpText: 'Comma-separated email domains whose users become staff (verified emails only).', default: null },
   { name: 'default_group_name_for_new_staff_users', type: 'STRING', label: 'Default permission group name for new staff users', helpText: 'Staff users join this group (created empty if missing) and get its permissions.', default: null },
   { name: 'groups_claim', type: 'STRING', label: 'Groups claim', helpText: 'Claim holding the user\'s groups or roles, e.g. groups, roles, or a nested realm_access.roles. When set, the user is a member of exactly those of our permission groups it names (besides the default staff group), and such a member is staff.', default: null },
+  { name: 'user_id_claim', type: 'STRING', label: 'User ID claim of access tokens', helpText: "The claim of the provider's access tokens that names the user, as the ID token's sub does (default sub). Okta custom authorization servers: uid (their access tokens put the login name in sub).", default: null },
   { name: 'allowed_redirect_uris', type: 'MULTILINE', label: 'Allowed redirect URIs', helpText: 'Comma- or newline-separated redirect URIs accepted by externalAuthenticationUrl: exact match, or an entry ending in /* matches by prefix. No query strings or fragments.', default: null },
   { name: 'allowed_post_logout_redirect_uris', type: 'MULTILINE', label: 'Allowed post-logout redirect URIs', helpText: 'Comma- or newline-separated URIs accepted as post_logout_redirect_uri. When empty, the allowed redirect URIs apply.', default: null },
   { name: 'accept_opaque_bearer_tokens', type: 'BOOLEAN', label: 'Accept opaque bearer tokens', helpText: "Validate bearer tokens that are not JWTs with this provider (introspection, or userinfo). Each connection that accepts them is shown every opaque token, so connections created with openIdConnectConnectionCreate start with it off.", default: true },
@@ -102,6 +103,10 @@ export function validateOidcSettings(values: ConfigValues): FieldError[] {
   for (const problem of validateTokenEndpointAuthMethod(values['token_endpoint_auth_method'], values['client_secret'])) {
     errors.push(misconfigured(problem.field, problem.message));
   }
+  const userIdClaim = text(values, 'user_id_claim');
+  if (userIdClaim && !/^[A-Za-z0-9_:.-]{1,100}$/.test(userIdClaim)) {
+    errors.push(misconfigured('userIdClaim', 'Use a claim name of letters, digits and _ : . - (at most 100).'));
+  }
   const resource = text(values, 'resource');
   if (resource && !isResourceIndicator(resource)) {
     errors.push(misconfigured('resource', 'Resource indicator must be an absolute URI without a fragment (RFC 8707).'));
@@ -165,6 +170,8 @@ export interface OidcSettings {
   audience: string | undefined;
   /** RFC 8707 resource indicator sent to the provider (authorization, token, refresh requests). */
   resource: string | undefined;
+  /** The claim of provider access tokens naming the user (default `sub`). */
+  userIdClaim: string;
   useScopePermissions: boolean;
   staffDomains: string[];
   defaultGroupName: string | null;
@@ -197,6 +204,7 @@ export function parseOidcSettings(values: ConfigValues): OidcSettings {
     revocationUrl: opt('revocation_url'),
     audience: opt('audience'),
     resource: opt('resource'),
+    userIdClaim: opt('user_id_claim') ?? 'sub',
     useScopePermissions: bool('use_oauth_scope_permissions', false),
     staffDomains: splitList(values['staff_user_domains']).map((d) => d.toLowerCase().replace(/^@/, '')),
     defaultGroupName: opt('default_group_name_for_new_staff_users') ?? null,
