@@ -20,6 +20,7 @@ import type { Prisma } from '../db/database.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import type { SigningAlgorithm } from '../config.ts';
 import type { Logger } from '../log.ts';
+import { currentSigner } from '../crypto/staged-keys.ts';
 
 /** pg_advisory_xact_lock key serialising the creation of the first signing key ('sakeys'). */
 const FIRST_KEY_LOCK = 0x73616b657973;
@@ -202,20 +203,9 @@ export class Keyring {
     }
   }
 
-  /**
-   * The key signing now: of the keys whose `signsFrom` has come, the latest one that has not
-   * retired. When every such key has retired (a rotation this process has not loaded yet), the
-   * latest of them keeps signing: it still verifies everywhere.
-   */
+  /** The key signing now (staged rotation, crypto/staged-keys.ts). */
   private currentSigner(now = Date.now()): LoadedKey | undefined {
-    let latest: LoadedKey | undefined;
-    let active: LoadedKey | undefined;
-    for (const k of this.keys.values()) {
-      if (k.signsFrom.getTime() > now) continue;
-      if (!latest || k.signsFrom > latest.signsFrom) latest = k;
-      if ((k.retiredAt === null || k.retiredAt.getTime() > now) && (!active || k.signsFrom > active.signsFrom)) active = k;
-    }
-    return active ?? latest;
+    return currentSigner(this.keys.values(), now);
   }
 
   /** The key that signs new tokens. */

@@ -15,7 +15,8 @@ import {
   validateTokenEndpointAuthMethod,
   type ClientSigningKey,
 } from '../../src/plugins/openid-connect/client-auth.ts';
-import { currentSigner, isPublished, publicJwkOf } from '../../src/plugins/openid-connect/client-keys.ts';
+import { isPublished, publicJwkOf } from '../../src/plugins/openid-connect/client-keys.ts';
+import { currentSigner } from '../../src/crypto/staged-keys.ts';
 
 const AS: oidc.ServerMetadata = { issuer: 'https://idp.example.com', token_endpoint: 'https://idp.example.com/token' };
 const CLIENT = { client_id: 'shop client' } as oidc.ClientMetadata;

@@ -23,6 +23,7 @@ import type { Prisma } from '../../db/database.ts';
 import type { SecretBox } from '../../crypto/secret-box.ts';
 import type { Logger } from '../../log.ts';
 import type { ClientSigningKey } from './client-auth.ts';
+import { currentSigner } from '../../crypto/staged-keys.ts';
 
 export type ConnectionKeyAlgorithm = 'RS256' | 'ES256';
 
@@ -108,21 +109,6 @@ export function publicJwkOf(jwk: JWK): JWK {
     if (value !== undefined) out[name] = value;
   }
   return out as JWK;
-}
-
-/**
- * The key that signs at `now`: of the keys whose `signsFrom` has come, the latest that has not
- * retired; when all of them have retired (a rotation not loaded yet), the latest of them.
- */
-export function currentSigner<K extends Pick<ConnectionKeyInfo, 'signsFrom' | 'retiredAt'>>(keys: readonly K[], now: number): K | undefined {
-  let latest: K | undefined;
-  let active: K | undefined;
-  for (const k of keys) {
-    if (k.signsFrom.getTime() > now) continue;
-    if (!latest || k.signsFrom > latest.signsFrom) latest = k;
-    if ((k.retiredAt === null || k.retiredAt.getTime() > now) && (!active || k.signsFrom > active.signsFrom)) active = k;
-  }
-  return active ?? latest;
 }
 
 /** Whether a key is in the published JWKS at `now`. */
