@@ -9,6 +9,7 @@ import type { Logger } from '../log.ts';
 import type { InvalidationTransport } from './invalidation.ts';
 
 const SEND_TIMEOUT_MS = 2000;
+const SUBSCRIBE_WAIT_MS = 2000;
 
 export class RedisPubSubTransport implements InvalidationTransport {
   readonly name = 'redis';
@@ -25,8 +26,9 @@ export class RedisPubSubTransport implements InvalidationTransport {
   ) {}
 
   /**
-   * Does not wait for Redis: a Redis that is down at start (like one that goes down later) is
-   * retried by ioredis, and its coming back is a reset, so the server starts either way.
+   * Waits for the subscription (at most SUBSCRIBE_WAIT_MS): a Redis that is down at start (like
+   * one that goes down later) is retried by ioredis, and its coming back is a reset, so the
+   * server starts either way.
    */
   async start(deliver: (payload: string) => void, reset: () => void): Promise<void> {
     const subscriber = new Redis(this.url, { maxRetriesPerRequest: null, connectionName: this.connectionName });
@@ -50,10 +52,20 @@ export class RedisPubSubTransport implements InvalidationTransport {
     subscriber.on('message', (channel: string, message: string) => {
       if (channel === this.channel) deliver(message);
     });
-    // Queued until connected (maxRetriesPerRequest: null: never given up).
-    subscriber.subscribe(this.channel).catch((e: unknown) => {
-      this.log.warn('invalidation subscriber: cannot subscribe', { channel: this.name, errorMessage: (e as Error).message });
-    });
+    // Queued until connected (maxRetriesPerRequest: null: never given up). Waited for, so that
+    // nothing is cached before we hear changes; but at most SUBSCRIBE_WAIT_MS: a Redis that is
+    // down must not hold the start (its coming back is a reset).
+    const subscribed = subscriber.subscribe(this.channel).then(
+      () => true,
+      (e: unknown) => {
+        this.log.warn('invalidation subscriber: cannot subscribe', { channel: this.name, errorMessage: (e as Error).message });
+        return false;
+      },
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const ok = await Promise.race([subscribed, new Promise<boolean>((r) => (timer = setTimeout(() => r(false), SUBSCRIBE_WAIT_MS)))]);
+    clearTimeout(timer);
+    if (!ok) this.log.warn('invalidation subscriber: not subscribed yet; starting anyway', { channel: this.name });
   }
 
   private pub(): Redis {
