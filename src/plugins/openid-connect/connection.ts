@@ -48,6 +48,8 @@ import { verifyLogoutToken } from './backchannel.ts';
 import { UNAVAILABLE_MESSAGE } from './failures.ts';
 import { failureOutcome, type AuthOutcome, type ConnectionMetrics } from '../../metrics/metrics.ts';
 
+/** Input keys naming the post-logout redirect URI, in order of precedence. */
+const POST_LOGOUT_KEYS = ['postLogoutRedirectUri', 'post_logout_redirect_uri', 'returnTo', 'redirectUri'] as const;
 export interface OidcServices {
   /** The connections' own keys (private_key_jwt client authentication). */
   connectionKeys?: Pick<ConnectionKeyStore, 'signingKey'>;
@@ -240,9 +242,13 @@ export class OidcConnection implements PluginInstance {
   // ---- externalLogout --------------------------------------------------------------------
 
   async externalLogout(input: JsonObject, req: RequestInfo): Promise<JsonObject> {
-    const postLogout = str(input['postLogoutRedirectUri']) ?? str(input['post_logout_redirect_uri']) ?? str(input['redirectUri']);
-    if (postLogout && !isAllowedRedirect(postLogout, this.settings.allowedPostLogoutRedirectUris)) {
-      throw this.refused('logout', 'invalid_request', new FieldError('postLogoutRedirectUri', 'INVALID', 'The post-logout redirect URI is not allowed for this connection.'));
+    // The Saleor Dashboard sends `returnTo` (its own URL); other clients name it as the spec does.
+    // The field reported in an error is the input key the caller used.
+    const postLogoutKey = POST_LOGOUT_KEYS.find((key) => str(input[key]) !== undefined);
+    const postLogout = postLogoutKey ? str(input[postLogoutKey]) : undefined;
+    if (postLogoutKey && postLogout && !isAllowedRedirect(postLogout, this.settings.allowedPostLogoutRedirectUris)) {
+      const field = postLogoutKey === 'post_logout_redirect_uri' ? 'postLogoutRedirectUri' : postLogoutKey;
+      throw this.refused('logout', 'invalid_request', new FieldError(field, 'INVALID', 'The post-logout redirect URI is not allowed for this connection.'));
     }
     const fromInput = str(input['refreshToken']);
     const token = fromInput ?? str(req.cookies[REFRESH_COOKIE]);
