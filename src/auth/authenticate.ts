@@ -18,6 +18,10 @@
  * Nothing is remembered when the token could not be checked: a plugin's error `code`
  * PROVIDER_UNAVAILABLE or VALIDATION_RATE_LIMITED (classified by code: plugins share no
  * classes with us).
+ *
+ * One of our access tokens that is genuine but expired gets the verdict EXPIRED rather than
+ * "anonymous": Saleor answers it with an `ExpiredSignatureError`, and the Saleor Dashboard
+ * refreshes its tokens when it sees one.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Prisma } from '../db/database.ts';
@@ -66,6 +70,11 @@ export function tokenFromHeaders(headers: IncomingHttpHeaders): string | undefin
   return match?.[2];
 }
 
+/** Our access token, genuine (signature, issuer, type) but past its `exp`. */
+export const EXPIRED = 'expired' as const;
+/** What a token stands for: a principal, nobody (refused or unrecognised), or EXPIRED. */
+export type Verdict = Principal | null | typeof EXPIRED;
+
 /** A validated principal. `kid`: our signing key that vouched for it; `sid`: our session it belongs to. */
 interface Accepted {
   principal: Principal;
@@ -76,6 +85,8 @@ interface Accepted {
 /** What a validation concluded: a principal, a refusal (null), or nothing to remember. */
 interface Outcome {
   principal: Principal | null;
+  /** With a null principal: the refusal is an expired token of ours. */
+  expired?: boolean;
   kid?: string;
   sid?: string;
   /** Until when the outcome may be cached (ms since epoch); in the past: not cached. */
@@ -84,9 +95,9 @@ interface Outcome {
 
 export class Authenticator {
   private readonly accepted: TtlLru<Accepted>;
-  private readonly refused: TtlLru<true>;
+  private readonly refused: TtlLru<'refused' | typeof EXPIRED>;
   /** Validations in flight, by token hash: concurrent requests with one new token share one. */
-  private readonly inflight = new Map<string, Promise<Principal | null>>();
+  private readonly inflight = new Map<string, Promise<Verdict>>();
   /** Validations that reached past the cache (for tests and the benchmark). */
   misses = 0;
   /**
@@ -105,15 +116,15 @@ export class Authenticator {
     private readonly metrics?: Pick<Metrics, 'tokenCache'>,
   ) {
     this.accepted = new TtlLru<Accepted>(Math.max(1, maxEntries));
-    this.refused = new TtlLru<true>(Math.max(1, maxRefusals));
+    this.refused = new TtlLru<'refused' | typeof EXPIRED>(Math.max(1, maxRefusals));
   }
 
   /** The cached answer for `token`, without any I/O; undefined when it must be validated. */
-  cached(token: string): Principal | null | undefined {
+  cached(token: string): Verdict | undefined {
     return this.lookup(hashToken(token));
   }
 
-  private lookup(key: string): Principal | null | undefined {
+  private lookup(key: string): Verdict | undefined {
     const hit = this.accepted.get(key);
     if (hit) {
       // A retired key whose verification window closed stops vouching at once.
@@ -124,12 +135,13 @@ export class Authenticator {
       this.accepted.delete(key);
       return undefined;
     }
-    if (!this.refused.get(key)) return undefined;
+    const refusal = this.refused.get(key);
+    if (!refusal) return undefined;
     this.metrics?.tokenCache('unrecognised', true);
-    return null;
+    return refusal === EXPIRED ? EXPIRED : null;
   }
 
-  async authenticate(token: string, req: RequestInfo): Promise<Principal | null> {
+  async authenticate(token: string, req: RequestInfo): Promise<Verdict> {
     // A hit answers without waiting; only a miss goes through the (coalescing) validation.
     const key = hashToken(token);
     const hit = this.lookup(key);
@@ -141,7 +153,7 @@ export class Authenticator {
         .then((outcome) => {
           this.metrics?.tokenCache(outcome.kid !== undefined ? 'ours' : outcome.principal ? 'provider' : 'unrecognised', false);
           if (started === this.generation) this.remember(key, outcome);
-          return outcome.principal;
+          return outcome.expired ? EXPIRED : outcome.principal;
         })
         .finally(() => this.inflight.delete(key));
       this.inflight.set(key, pending);
@@ -154,7 +166,7 @@ export class Authenticator {
       const { principal, kid, sid } = outcome;
       this.accepted.set(key, { principal, ...(kid !== undefined ? { kid } : {}), ...(sid !== undefined ? { sid } : {}) }, outcome.expiresAt);
     }
-    else this.refused.set(key, true, outcome.expiresAt);
+    else this.refused.set(key, outcome.expired ? EXPIRED : 'refused', outcome.expiresAt);
   }
 
   /**
@@ -202,7 +214,7 @@ export class Authenticator {
     }
     if (result.ours) {
       req.log.info('bearer token refused', { reason: result.code, token: fingerprint(token) });
-      return refused;
+      return result.code === 'JWT_SIGNATURE_EXPIRED' ? { ...refused, expired: true } : refused;
     }
     // A JWT goes only to the connection of its issuer; an opaque token to every connection
     // that accepts opaque tokens, in turn, until one vouches for it.

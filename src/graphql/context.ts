@@ -10,7 +10,7 @@ import type { TokenService } from '../tokens/jwt.ts';
 import type { Keyring } from '../tokens/keyring.ts';
 import type { PluginManager } from '../plugins/manager.ts';
 import type { RequestInfo } from '../plugins/contract.ts';
-import type { Authenticator } from '../auth/authenticate.ts';
+import { EXPIRED, type Authenticator, type Verdict } from '../auth/authenticate.ts';
 import type { AuditLog } from '../accounts/audit.ts';
 import type { Principal } from '../accounts/principal.ts';
 import type { PermissionCode } from '../accounts/permissions.ts';
@@ -43,12 +43,19 @@ export interface GraphQLContext {
   req: RequestInfo;
   /** The bearer token of the request, if any (never logged). */
   token: string | undefined;
+  /**
+   * The request's principal, or null (anonymous, or a token nobody vouches for). Rejects with
+   * an `ExpiredSignatureError` when the token is one of ours that expired (as Saleor does when
+   * a resolver needs the user), so that clients know to refresh.
+   */
   principal(): Promise<Principal | null>;
   /**
    * The principal when it is known without waiting (anonymous, or a token answered from the
-   * cache), else undefined. Lets hot resolvers stay synchronous.
+   * cache), else undefined. Lets hot resolvers stay synchronous. Throws like principal().
    */
   principalNow(): Principal | null | undefined;
+  /** For the request log: the principal if known without validating (cache), never throwing. */
+  principalSeen(): Principal | null | undefined;
   /**
    * Filled in once the operation is known, for the request log line. An object, because
    * Apollo hands resolvers a shallow copy of the context.
@@ -57,21 +64,43 @@ export interface GraphQLContext {
 }
 
 export function createContext(app: AppServices, req: RequestInfo, token: string | undefined): GraphQLContext {
-  let known: Principal | null | undefined = token ? undefined : null;
-  let pending: Promise<Principal | null> | undefined;
-  const principalNow = () => (known !== undefined || !token ? known : (known = app.authenticator.cached(token)));
+  let known: Verdict | undefined = token ? undefined : null;
+  let pending: Promise<Verdict> | undefined;
+  const verdictNow = () => (known !== undefined || !token ? known : (known = app.authenticator.cached(token)));
+  const principalOf = (verdict: Verdict): Principal | null => {
+    if (verdict === EXPIRED) throw expiredSignature();
+    return verdict;
+  };
   return {
     app,
     req,
     token,
     meta: {},
-    principalNow,
+    principalNow: () => {
+      const now = verdictNow();
+      return now === undefined ? undefined : principalOf(now);
+    },
+    principalSeen: () => {
+      const now = verdictNow();
+      return now === EXPIRED ? null : now;
+    },
     principal: () => {
-      const now = principalNow();
-      if (now !== undefined) return Promise.resolve(now);
-      return (pending ??= app.authenticator.authenticate(token!, req).then((p) => (known = p)));
+      const now = verdictNow();
+      if (now !== undefined) return now === EXPIRED ? Promise.reject(expiredSignature()) : Promise.resolve(now);
+      return (pending ??= app.authenticator.authenticate(token!, req).then((v) => (known = v))).then(principalOf);
     },
   };
+}
+
+/**
+ * Saleor's answer to an expired access token in the request's header, where a resolver needs
+ * the user: the Saleor Dashboard refreshes its tokens on `extensions.exception.code`
+ * ExpiredSignatureError.
+ */
+export function expiredSignature(): GraphQLError {
+  return new GraphQLError('Signature has expired', {
+    extensions: { exception: { code: 'ExpiredSignatureError' }, code: 'ExpiredSignatureError' },
+  });
 }
 
 /** Saleor's permission-denied error (a top-level GraphQL error; the field resolves to null). */

@@ -1,5 +1,5 @@
 /**
- * Shared pieces of resolver output: Saleor's error lists and Relay connections.
+ * Shared pieces of resolver output: Saleor's error lists (connections: ./pagination.ts).
  */
 import { GraphQLError } from 'graphql';
 import { FieldError, FieldErrors } from '../errors.ts';
@@ -34,46 +34,4 @@ export function toErrorItems(ctx: GraphQLContext, error: unknown, where: string)
   if (error instanceof GraphQLError) throw error;
   ctx.req.log.error('unexpected error', { where, ...describeError(error) });
   return [{ field: null, message: GENERIC_MESSAGE, code: 'INVALID' }];
-}
-
-const MAX_PAGE = 100;
-
-export interface PageArgs {
-  first?: number | null;
-  after?: string | null;
-}
-
-function decodeCursor(cursor: string): number {
-  const text = Buffer.from(cursor, 'base64').toString('utf8');
-  const m = /^arrayconnection:(\d+)$/.exec(text);
-  if (!m) throw new GraphQLError(`Invalid cursor: ${cursor}`, { extensions: { code: 'BAD_USER_INPUT' } });
-  return Number(m[1]);
-}
-
-const encodeCursor = (offset: number) => Buffer.from(`arrayconnection:${offset}`).toString('base64');
-
-/** skip/take for a page; `first` defaults to, and is capped at, 100. */
-export function pageWindow(args: PageArgs): { skip: number; take: number } {
-  const first = args.first ?? MAX_PAGE;
-  if (first < 0 || first > MAX_PAGE) {
-    throw new GraphQLError(`The value of "first" must be between 0 and ${MAX_PAGE}.`, {
-      extensions: { code: 'BAD_USER_INPUT' },
-    });
-  }
-  const skip = args.after ? decodeCursor(args.after) + 1 : 0;
-  return { skip, take: first };
-}
-
-export function connection<T>(nodes: T[], window: { skip: number; take: number }, totalCount: number) {
-  const edges = nodes.map((node, i) => ({ node, cursor: encodeCursor(window.skip + i) }));
-  return {
-    edges,
-    totalCount,
-    pageInfo: {
-      hasNextPage: window.skip + nodes.length < totalCount,
-      hasPreviousPage: window.skip > 0,
-      startCursor: edges[0]?.cursor ?? null,
-      endCursor: edges.at(-1)?.cursor ?? null,
-    },
-  };
 }

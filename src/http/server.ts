@@ -290,7 +290,7 @@ function requestHandler({ app, graphql, log, rateLimiter, drain }: ServingOption
         status,
         operationName: ctxOut.ctx?.meta.operationName,
         clientAddress: ip,
-        principal: principalLabel(ctxOut.ctx?.principalNow()),
+        principal: principalLabel(ctxOut.ctx?.principalSeen()),
         durationMs: Math.round(ms * 100) / 100,
         outcome: status < 400 ? 'ok' : status < 500 ? 'client_error' : 'server_error',
       });

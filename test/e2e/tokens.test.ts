@@ -91,8 +91,11 @@ async function verify(token: string) {
   };
 }
 
-/** tokenVerify refuses the token with `code` on field "token", and `me` stays anonymous. */
-async function expectRefused(token: string, code: string) {
+/**
+ * tokenVerify refuses the token with `code` on field "token", and `me` stays anonymous (an
+ * expired token of ours is the exception: see expectExpiredSignature).
+ */
+async function expectRefused(token: string, code: string, options: { meAnonymous?: boolean } = {}) {
   const v = await verify(token);
   expect(v.isValid).toBe(false);
   expect(v.user).toBeNull();
@@ -100,7 +103,28 @@ async function expectRefused(token: string, code: string) {
   expect(v.errors).toHaveLength(1);
   expect(v.errors[0]).toMatchObject({ field: 'token', code });
   expect(v.accountErrors).toEqual(v.errors);
-  expect(await me({ authorization: `Bearer ${token}` })).toBeNull();
+  if (options.meAnonymous !== false) expect(await me({ authorization: `Bearer ${token}` })).toBeNull();
+}
+
+/**
+ * Saleor's answer to an expired token of ours in a request's header, wherever a resolver needs
+ * the user: `ExpiredSignatureError` (the Saleor Dashboard refreshes on it), the field null. Fields
+ * that need no user still answer.
+ */
+async function expectExpiredSignature(headers: Record<string, string>) {
+  const r = await s.gql('query Shell { me { email } shop { permissions { code } } }', undefined, { headers });
+  expect(r.status).toBe(200);
+  expect(r.body.data).toEqual({ me: null, shop: { permissions: expect.any(Array) } });
+  expect(r.body.errors).toHaveLength(1);
+  expect(r.body.errors![0]).toMatchObject({
+    message: 'Signature has expired',
+    path: ['me'],
+    extensions: { exception: { code: 'ExpiredSignatureError' } },
+  });
+  // A permission-checked field says the same, not PermissionDenied.
+  const admin = await s.gql('{ staffUsers(first: 1) { totalCount } }', undefined, { headers });
+  expect(admin.body.data?.staffUsers).toBeNull();
+  expect(admin.body.errors?.map((e: { extensions?: { exception?: { code?: string } } }) => e.extensions?.exception?.code)).toEqual(['ExpiredSignatureError']);
 }
 
 const MANAGE_USERS_VIEW = { code: 'MANAGE_USERS', name: 'Manage customers.' };
@@ -190,7 +214,18 @@ describe('tokenVerify refusals (and `me` stays anonymous)', () => {
         .sign(key.privateKey),
     );
     expect((await verify(fresh)).isValid).toBe(true);
-    await expectRefused(expired, 'JWT_SIGNATURE_EXPIRED');
+    await expectRefused(expired, 'JWT_SIGNATURE_EXPIRED', { meAnonymous: false });
+    // Twice per header form: the second answer comes from the refusal cache.
+    for (const headers of [{ authorization: `Bearer ${expired}` }, { authorization: `JWT ${expired}` }, { 'authorization-bearer': expired }]) {
+      await expectExpiredSignature(headers);
+      await expectExpiredSignature(headers);
+    }
+    // An expired token signed by a key that is not ours is no ExpiredSignatureError: anonymous.
+    const { privateKey } = await generateKeyPair('RS256');
+    const foreign = remember(
+      await new SignJWT(accessClaims(user, now - 600, now - 300)).setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: 'JWT' }).sign(privateKey),
+    );
+    expect(await me({ authorization: `Bearer ${foreign}` })).toBeNull();
   });
 
   it('refuses a string that is not a JWT with JWT_DECODE_ERROR', async () => {
