@@ -216,7 +216,8 @@ describe('tokenVerify refusals (and `me` stays anonymous)', () => {
     expect((await verify(fresh)).isValid).toBe(true);
     await expectRefused(expired, 'JWT_SIGNATURE_EXPIRED', { meAnonymous: false });
     // Twice per header form: the second answer comes from the refusal cache.
-    for (const headers of [{ authorization: `Bearer ${expired}` }, { authorization: `JWT ${expired}` }, { 'authorization-bearer': expired }]) {
+    const headerForms: Array<Record<string, string>> = [{ authorization: `Bearer ${expired}` }, { authorization: `JWT ${expired}` }, { 'authorization-bearer': expired }];
+    for (const headers of headerForms) {
       await expectExpiredSignature(headers);
       await expectExpiredSignature(headers);
     }

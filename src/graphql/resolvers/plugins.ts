@@ -8,7 +8,8 @@ import type { ConfigurationUpdate } from '../../plugins/configuration.ts';
 import type { Principal } from '../../accounts/principal.ts';
 import { OIDC_PLUGIN_KIND } from '../../plugins/openid-connect/settings.ts';
 import { requirePermission, type GraphQLContext } from '../context.ts';
-import { connection, pageWindow, pluginErrors, toErrorItems, type PageArgs } from '../results.ts';
+import { pluginErrors, toErrorItems } from '../results.ts';
+import { pageOf, type PageArgs } from '../pagination.ts';
 import { permissionView } from './users.ts';
 
 function auditBase(ctx: GraphQLContext, principal: Principal, pluginId: string) {
@@ -26,9 +27,7 @@ export const pluginResolvers = {
     shop: () => ({}),
     plugins: async (_: unknown, args: PageArgs, ctx: GraphQLContext) => {
       await requirePermission(ctx, ['MANAGE_PLUGINS']);
-      const window = pageWindow(args);
-      const all = await ctx.app.plugins.list();
-      return connection(all.slice(window.skip, window.skip + window.take), window, all.length);
+      return pageOf(await ctx.app.plugins.list(), args);
     },
     plugin: async (_: unknown, args: { id: string }, ctx: GraphQLContext) => {
       await requirePermission(ctx, ['MANAGE_PLUGINS']);

@@ -7,7 +7,7 @@ import { effectivePermissions, normalizeEmail } from '../../accounts/users.ts';
 import { PERMISSIONS, type PermissionCode } from '../../accounts/permissions.ts';
 import { parseGlobalIdOf, toGlobalId } from '../global-id.ts';
 import { requirePermission, type GraphQLContext } from '../context.ts';
-import { connection, pageWindow, type PageArgs } from '../results.ts';
+import { connection, pageWindow, checkPageArgs, type PageArgs } from '../pagination.ts';
 
 /**
  * A User as resolvers pass it around. `granted` is set when the user comes with the
@@ -62,21 +62,19 @@ export const userResolvers = {
     },
     staffUsers: async (_: unknown, args: PageArgs, ctx: GraphQLContext) => {
       await requirePermission(ctx, ['MANAGE_STAFF']);
-      const window = pageWindow(args);
+      checkPageArgs(args);
       const where = { isStaff: true };
-      const [nodes, total] = await Promise.all([
-        ctx.app.db.prisma.user.findMany({ where, orderBy: { email: 'asc' }, ...window }),
-        ctx.app.db.prisma.user.count({ where }),
-      ]);
+      const total = await ctx.app.db.prisma.user.count({ where });
+      const window = pageWindow(args, total);
+      const nodes = await ctx.app.db.prisma.user.findMany({ where, orderBy: { email: 'asc' }, ...window });
       return connection(nodes, window, total);
     },
     permissionGroups: async (_: unknown, args: PageArgs, ctx: GraphQLContext) => {
       await requirePermission(ctx, ['MANAGE_STAFF']);
-      const window = pageWindow(args);
-      const [nodes, total] = await Promise.all([
-        ctx.app.db.prisma.permissionGroup.findMany({ orderBy: { name: 'asc' }, ...window }),
-        ctx.app.db.prisma.permissionGroup.count(),
-      ]);
+      checkPageArgs(args);
+      const total = await ctx.app.db.prisma.permissionGroup.count();
+      const window = pageWindow(args, total);
+      const nodes = await ctx.app.db.prisma.permissionGroup.findMany({ orderBy: { name: 'asc' }, ...window });
       return connection(nodes, window, total);
     },
   },
