@@ -21,6 +21,8 @@ export interface Config {
   publicUrl: string;
   /** Our token issuer: the absolute GraphQL URL (as Saleor's `iss`). */
   issuer: string;
+  /** `shop.name` (what the Saleor Dashboard shows). */
+  shopName: string;
   /** Cookies are `Secure; SameSite=None` when the public URL is https. */
   secureCookies: boolean;
   pluginsConfigFile: string | undefined;
@@ -172,6 +174,12 @@ function metricsToken(env: Env): string | undefined {
   return raw;
 }
 
+function shopName(env: Env): string {
+  const raw = text(env, 'SHOP_NAME') ?? 'Saleor Auth';
+  if (raw.length > 100) throw new ConfigError('SHOP_NAME', 'must be at most 100 characters long');
+  return raw;
+}
+
 export const DEVELOPMENT_ORIGINS = 'http://localhost:*,http://127.0.0.1:*';
 
 function redisUrl(env: Env): string | undefined {
@@ -223,6 +231,7 @@ export function loadConfig(env: Env = process.env): Config {
     secretKey,
     publicUrl,
     issuer: `${publicUrl}/graphql/`,
+    shopName: shopName(env),
     secureCookies: publicUrl.startsWith('https:'),
     pluginsConfigFile: pluginsConfigFile === undefined ? undefined : path.resolve(pluginsConfigFile),
     outboundAllowPrivateAddresses: boolean(env, 'OUTBOUND_ALLOW_PRIVATE_ADDRESSES', false),

@@ -124,3 +124,10 @@ export async function requireUser(ctx: GraphQLContext): Promise<Extract<Principa
   if (!principal || principal.kind !== 'user') throw permissionDenied();
   return principal;
 }
+
+/** Requires a staff user or an app (Saleor's AUTHENTICATED_STAFF_USER / AUTHENTICATED_APP). */
+export async function requireStaffOrApp(ctx: GraphQLContext): Promise<Principal> {
+  const principal = await ctx.principal();
+  if (!principal || (principal.kind === 'user' && !principal.isStaff)) throw permissionDenied();
+  return principal;
+}

@@ -56,3 +56,41 @@ export const GenericScalar = new GraphQLScalarType({
   parseValue: (value) => value,
   parseLiteral: literalValue,
 });
+
+/** Any JSON value (Saleor's `JSON`, on app extensions). */
+export const JSONScalar = new GraphQLScalarType({
+  name: 'JSON',
+  serialize: (value) => value,
+  parseValue: (value) => value,
+  parseLiteral: literalValue,
+});
+
+/** An object of string keys and string values (Saleor's `Metadata`). */
+export const Metadata = new GraphQLScalarType({
+  name: 'Metadata',
+  serialize: (value) => value,
+  parseValue: (value) => {
+    if (!value || typeof value !== 'object' || Array.isArray(value) || Object.values(value).some((v) => typeof v !== 'string')) {
+      throw new GraphQLError('Metadata must be an object of string values.');
+    }
+    return value;
+  },
+});
+
+function positiveInt(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 2 ** 31 - 1) {
+    throw new GraphQLError('PositiveInt must be a whole number greater than zero.');
+  }
+  return value;
+}
+
+/** A whole number greater than zero. */
+export const PositiveInt = new GraphQLScalarType({
+  name: 'PositiveInt',
+  serialize: positiveInt,
+  parseValue: positiveInt,
+  parseLiteral: (ast) => {
+    if (ast.kind !== Kind.INT) throw new GraphQLError('PositiveInt must be a whole number greater than zero.');
+    return positiveInt(Number(ast.value));
+  },
+});

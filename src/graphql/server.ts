@@ -14,13 +14,16 @@ import type { RequestRateLimiter } from '../core/rate-limit.ts';
 import type { GraphQLMetrics, GraphQLOutcome } from '../metrics/metrics.ts';
 import { operationLimitRules, rootFieldNames } from './operation-limits.ts';
 import type { GraphQLContext } from './context.ts';
-import { DateTime, GenericScalar, JSONString } from './scalars.ts';
+import { DateTime, GenericScalar, JSONScalar, JSONString, Metadata, PositiveInt } from './scalars.ts';
 import { userResolvers } from './resolvers/users.ts';
 import { pluginResolvers } from './resolvers/plugins.ts';
 import { tokenResolvers } from './resolvers/tokens.ts';
 import { externalResolvers } from './resolvers/external.ts';
 import { staffResolvers } from './resolvers/staff.ts';
 import { groupResolvers } from './resolvers/groups.ts';
+import { shopResolvers } from './resolvers/shop.ts';
+import { metadataResolvers } from './resolvers/metadata.ts';
+import { listResolvers } from './resolvers/lists.ts';
 
 export const SCHEMA_PATH = fileURLToPath(new URL('../../schema.graphql', import.meta.url));
 
@@ -28,19 +31,33 @@ export const resolvers = {
   JSONString,
   DateTime,
   GenericScalar,
-  Query: { ...userResolvers.Query, ...pluginResolvers.Query, ...groupResolvers.Query },
+  JSON: JSONScalar,
+  Metadata,
+  PositiveInt,
+  Query: {
+    ...userResolvers.Query,
+    ...pluginResolvers.Query,
+    ...groupResolvers.Query,
+    ...shopResolvers.Query,
+    ...metadataResolvers.Query,
+    ...listResolvers.Query,
+  },
   Mutation: {
     ...pluginResolvers.Mutation,
     ...tokenResolvers.Mutation,
     ...externalResolvers.Mutation,
     ...staffResolvers.Mutation,
     ...groupResolvers.Mutation,
+    ...metadataResolvers.Mutation,
   },
-  User: { ...userResolvers.User, ...groupResolvers.User },
-  Group: { ...userResolvers.Group, ...groupResolvers.Group },
+  User: { ...userResolvers.User, ...groupResolvers.User, ...shopResolvers.User, ...metadataResolvers.User },
+  Group: { ...userResolvers.Group, ...groupResolvers.Group, ...shopResolvers.Group },
   UserPermission: groupResolvers.UserPermission,
-  Shop: pluginResolvers.Shop,
+  Shop: { ...pluginResolvers.Shop, ...shopResolvers.Shop, ...metadataResolvers.Shop },
   Plugin: pluginResolvers.Plugin,
+  PluginConfiguration: shopResolvers.PluginConfiguration,
+  AccountError: shopResolvers.AccountError,
+  ObjectWithMetadata: metadataResolvers.ObjectWithMetadata,
   Node: { __resolveType: () => null },
 };
 
@@ -118,6 +135,16 @@ function rateLimitPlugin(limiter: RequestRateLimiter, maxFields: number, metrics
   };
 }
 
+/**
+ * Every error with extensions carries `extensions.exception.code`, as Saleor's do: the Saleor
+ * Dashboard (3.21's SDK) reads `extensions.exception.code` without checking that it exists.
+ */
+function withException(formatted: GraphQLFormattedError): GraphQLFormattedError {
+  const extensions = formatted.extensions;
+  if (!extensions || (typeof extensions['exception'] === 'object' && extensions['exception'] !== null)) return formatted;
+  return { ...formatted, extensions: { ...extensions, exception: { code: String(extensions['code'] ?? 'GraphQLError') } } };
+}
+
 export function createGraphQLServer(log: Logger, config: Config, limiter: RequestRateLimiter, metrics?: GraphQLMetrics): ApolloServer<GraphQLContext> {
   return new ApolloServer<GraphQLContext>({
     typeDefs: readFileSync(SCHEMA_PATH, 'utf8'),
@@ -142,7 +169,7 @@ export function createGraphQLServer(log: Logger, config: Config, limiter: Reques
       const original = error instanceof GraphQLError ? error.originalError : error;
       // Errors we raise on purpose (permission denied, bad input) and GraphQL's own
       // syntax/validation errors pass through; anything else is a bug: log it, say little.
-      if (original === undefined || original instanceof GraphQLError) return formatted;
+      if (original === undefined || original instanceof GraphQLError) return withException(formatted);
       log.error('unexpected resolver error', {
         path: formatted.path,
         errorName: (original as Error).name,

@@ -6,9 +6,11 @@
  * user, staff flag and permissions mapped from that shape, and at least one refused value each.
  *
  * Shapes: Auth0 (issuer with a trailing slash, API audience, `permissions` claim), Okta custom
- * authorization server (`scp` array, `cid`, `uid`), Keycloak (`realm_access.roles`, `azp`),
- * Google (no introspection, no end-session, `access_type=offline`, opaque access tokens) and
- * AWS Cognito (access tokens without `aud`, with `client_id`, `token_use`, `cognito:groups`).
+ * authorization server (`scp` array, `cid`, `uid`), Keycloak (`realm_access.roles` and
+ * `resource_access.<client>.roles`, `azp`), Google (no introspection, no end-session,
+ * `access_type=offline`, opaque access tokens), AWS Cognito (access tokens without `aud`, with
+ * `client_id`, `token_use`, `cognito:groups`), Glewlwyd (resource indicator) and Microsoft Entra
+ * ID (multi-tenant `{tenantid}` issuer with `tid` and `allowed_tenants`; single tenant).
  * Each shape is its own connection to its own provider, all in one server.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,7 +85,7 @@ beforeAll(async () => {
   });
   shapes.keycloak = await shape('shapes.keycloak', 'storefront', {
     prefix: '/realms/shop',
-    values: { audience: 'saleor-api', groups_claim: 'realm_access.roles' },
+    values: { audience: 'saleor-api', groups_claim: 'realm_access.roles, resource_access.saleor-dashboard.roles' },
   });
   shapes.google = await shape('shapes.google', '1234567890-abc.apps.googleusercontent.com', {
     // Google's discovery has neither introspection nor end-session; the authorization endpoint
@@ -118,6 +120,13 @@ async function authorize(x: Shape): Promise<FakeAuthorization> {
  * access token.
  */
 async function login(x: Shape, idClaims: Record<string, unknown>, opts: { scope?: string; userinfo?: Record<string, unknown> } = {}) {
+  const { r, a } = await attemptLogin(x, idClaims, opts);
+  expect(r.errors).toEqual([]);
+  return { r, a };
+}
+
+/** {@link login}, whatever its outcome. */
+async function attemptLogin(x: Shape, idClaims: Record<string, unknown>, opts: { scope?: string; userinfo?: Record<string, unknown> } = {}) {
   const a = await authorize(x);
   x.provider.token = async () =>
     x.provider.tokenResponse({
@@ -127,8 +136,18 @@ async function login(x: Shape, idClaims: Record<string, unknown>, opts: { scope?
       ...(opts.userinfo ? { userinfo: opts.userinfo } : {}),
     });
   const r = await obtainTokens(s, x.plugin, { code: 'c', state: a.state });
-  expect(r.errors).toEqual([]);
   return { r, a };
+}
+
+/** pluginUpdate of `plugin`'s `values` (and `active` when given): its errors. */
+async function updatePlugin(plugin: string, values: Record<string, string | null>, active?: boolean) {
+  const r = await s.gql(
+    `mutation($id: ID!, $input: PluginUpdateInput!) { pluginUpdate(id: $id, input: $input) { errors { field code message } } }`,
+    { id: plugin, input: { ...(active !== undefined ? { active } : {}), configuration: Object.entries(values).map(([name, value]) => ({ name, value })) } },
+    { token: admin },
+  );
+  expect(r.body.errors, JSON.stringify(r.body)).toBeUndefined();
+  return r.body.data.pluginUpdate.errors as Array<{ field: string; code: string; message: string }>;
 }
 
 /** An access token signed by the shape's provider (iss, iat, exp added unless given). */
@@ -302,6 +321,68 @@ describe('Keycloak: realm roles as groups, audience mapper', () => {
       await me(await accessToken(x, { sub: SUB, typ: 'Bearer', azp: x.clientId, aud: 'account', email: 'kim@keycloak.example.com', realm_access: { roles: ['saleor-orders'] } })),
     ).toBeNull();
   });
+
+  // groups_claim = 'realm_access.roles, resource_access.saleor-dashboard.roles' (beforeAll).
+  const names = (groups: Array<{ name: string }>) => groups.map((g) => g.name).sort();
+
+  it('login: realm roles and the roles of our client (resource_access.saleor-dashboard.roles) are united', async () => {
+    const x = shapes.keycloak;
+    const { r } = await login(
+      x,
+      { sub: SUB, email: 'kim@keycloak.example.com', email_verified: true, typ: 'ID', azp: x.clientId },
+      {
+        userinfo: {
+          sub: SUB,
+          email: 'kim@keycloak.example.com',
+          realm_access: { roles: ['saleor-orders', 'offline_access'] },
+          resource_access: { 'saleor-dashboard': { roles: ['order-managers'] }, account: { roles: ['manage-account'] } },
+        },
+      },
+    );
+    expect(r.user).toMatchObject({ isStaff: true, userPermissions: perms('MANAGE_USERS', 'MANAGE_ORDERS') });
+    expect(names(r.user.permissionGroups)).toEqual(['order-managers', 'saleor-orders']);
+  });
+
+  const bearer = (x: Shape, claims: Record<string, unknown>) =>
+    accessToken(x, { sub: SUB, typ: 'Bearer', azp: x.clientId, aud: ['saleor-api', 'account'], scope: 'openid email profile', email: 'kim@keycloak.example.com', email_verified: true, ...claims });
+
+  it('bearer: client roles alone count; the roles of another client are not used', async () => {
+    const x = shapes.keycloak;
+    expect(await me(await bearer(x, { realm_access: { roles: ['offline_access'] }, resource_access: { 'saleor-dashboard': { roles: ['order-managers'] } } }))).toEqual({
+      email: 'kim@keycloak.example.com',
+      isStaff: true,
+      userPermissions: perms('MANAGE_USERS', 'MANAGE_ORDERS'),
+    });
+    // order-managers as a role of another client (and of the account client) grants nothing.
+    expect(
+      await me(await bearer(x, { realm_access: { roles: ['saleor-orders'] }, resource_access: { 'other-client': { roles: ['order-managers'] }, account: { roles: ['order-managers'] } } })),
+    ).toEqual({ email: 'kim@keycloak.example.com', isStaff: true, userPermissions: perms('MANAGE_ORDERS') });
+    const groups = await s.running.app.db.pool.query(
+      `SELECT g.name FROM permission_groups g JOIN group_members m ON m.group_id = g.id JOIN users u ON u.id = m.user_id WHERE u.email = $1 ORDER BY g.name`,
+      ['kim@keycloak.example.com'],
+    );
+    expect(groups.rows.map((row) => row.name)).toEqual(['saleor-orders']);
+  });
+
+  it('a client id with dots is written as is; a groups claim that is not a list of claim paths is refused', async () => {
+    const x = shapes.keycloak;
+    const stored = async () => (await s.running.app.plugins.values(x.plugin))?.['groups_claim'];
+    const before = await stored();
+    for (const bad of ['realm_access..roles', 'realm_access.roles,, resource_access.saleor-dashboard.roles', 'realm access.roles', 'resource_access.saleor-dashboard.roles.']) {
+      expect(await updatePlugin(x.plugin, { groups_claim: bad })).toEqual([{ field: 'groupsClaim', code: 'PLUGIN_MISCONFIGURED', message: expect.any(String) }]);
+    }
+    expect(await stored()).toBe(before);
+    expect(await updatePlugin(x.plugin, { groups_claim: 'realm_access.roles, resource_access.shop.dashboard.roles' })).toEqual([]);
+    try {
+      const token = await bearer(x, {
+        realm_access: { roles: [] },
+        resource_access: { 'shop.dashboard': { roles: ['order-managers'] }, shop: { roles: ['saleor-orders'] } },
+      });
+      expect(await me(token)).toEqual({ email: 'kim@keycloak.example.com', isStaff: true, userPermissions: perms('MANAGE_USERS', 'MANAGE_ORDERS') });
+    } finally {
+      expect(await updatePlugin(x.plugin, { groups_claim: before as string })).toEqual([]);
+    }
+  });
 });
 
 // ---- Google ----------------------------------------------------------------------------------
@@ -465,5 +546,208 @@ describe('Glewlwyd: the resource indicator makes aud the API (not the scope list
     }
     const stored = await s.running.app.plugins.values(x.plugin);
     expect(stored?.['resource']).toBe(API);
+  });
+});
+
+// ---- Microsoft Entra ID --------------------------------------------------------------------------
+
+describe('Microsoft Entra ID multi-tenant: {tenantid} issuer, tid, allowed_tenants', () => {
+  const TENANT_A = 'aaaaaaaa-1111-4111-8111-aaaaaaaaaaaa';
+  const TENANT_B = 'bbbbbbbb-2222-4222-8222-bbbbbbbbbbbb';
+  /** A real tenant, not in allowed_tenants. */
+  const TENANT_C = 'cccccccc-3333-4333-8333-cccccccccccc';
+  /** The app registration's client id: the id_token's aud, and (same registration exposing the API) access tokens' aud. */
+  const CLIENT = '0e1f2a3b-4c5d-4e6f-8a7b-9c0d1e2f3a4b';
+  /** Entra's sub is pairwise (per app); the same value in two tenants must be two users. */
+  const SUB = 'AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ';
+  let provider: FakeProvider;
+  let x: Shape;
+  let template: string;
+  const tenantIssuer = (tid: string) => `${provider.issuer}/${tid}/v2.0`;
+
+  /** Entra v2.0 id_token claims of tenant `tid` (no email_verified: Entra does not send it). */
+  const idClaims = (tid: string, extra: Record<string, unknown> = {}) => ({
+    ver: '2.0',
+    iss: tenantIssuer(tid),
+    tid,
+    sub: SUB,
+    oid: randomUUID(),
+    preferred_username: `ada@${tid.slice(0, 8)}.example.com`,
+    email: `ada@${tid.slice(0, 8)}.example.com`,
+    name: 'Ada Lovelace',
+    given_name: 'Ada',
+    nbf: now(),
+    ...extra,
+  });
+
+  /** An Entra v2.0 access token for our API (scp a space-separated string, roles an array). */
+  const apiToken = (tid: string, extra: Record<string, unknown> = {}) =>
+    accessToken(x, {
+      ver: '2.0',
+      iss: tenantIssuer(tid),
+      tid,
+      aud: CLIENT,
+      azp: CLIENT,
+      azpacr: '1',
+      sub: SUB,
+      oid: randomUUID(),
+      scp: 'access_as_user User.Read',
+      roles: ['saleor-orders'],
+      nbf: now(),
+      ...extra,
+    });
+
+  beforeAll(async () => {
+    provider = await startFakeProvider();
+    template = `${provider.issuer}/{tenantid}/v2.0`;
+    // Entra's /organizations document names the template, not the URL it was fetched from.
+    provider.discoveryOverrides.set('/organizations/v2.0', { issuer: template });
+    await createConnection('shapes.entra');
+    await configure(s, admin, 'shapes.entra', {
+      issuer_url: `${provider.issuer}/organizations/v2.0`,
+      client_id: CLIENT,
+      client_secret: CLIENT_SECRET,
+      allowed_redirect_uris: REDIRECT_URI,
+      allowed_tenants: `${TENANT_A}, ${TENANT_B.toUpperCase()}`,
+      audience: CLIENT,
+      groups_claim: 'roles',
+    });
+    x = { plugin: 'shapes.entra', clientId: CLIENT, provider, issuer: tenantIssuer(TENANT_A) };
+  });
+  afterAll(async () => provider?.close());
+
+  const identities = async () =>
+    (await s.running.app.db.pool.query('SELECT issuer, subject, user_id FROM external_identities WHERE plugin_id = $1 ORDER BY issuer', [x.plugin])).rows as Array<{
+      issuer: string;
+      subject: string;
+      user_id: number;
+    }>;
+
+  it('login: a user of an allowed tenant, linked by its tenant issuer; app roles join groups', async () => {
+    const { r } = await login(x, idClaims(TENANT_A, { roles: ['saleor-orders'] }));
+    expect(r.user).toMatchObject({ email: `ada@${TENANT_A.slice(0, 8)}.example.com`, isStaff: true, userPermissions: perms('MANAGE_ORDERS') });
+    expect(await identities()).toEqual([{ issuer: tenantIssuer(TENANT_A), subject: SUB, user_id: expect.any(Number) }]);
+    const session = await s.running.app.db.pool.query('SELECT issuer FROM sessions WHERE plugin_id = $1', [x.plugin]);
+    expect(session.rows).toEqual([{ issuer: tenantIssuer(TENANT_A) }]);
+  });
+
+  it('login: the same sub in another allowed tenant is another user', async () => {
+    const { r } = await login(x, idClaims(TENANT_B));
+    expect(r.user).toMatchObject({ email: `ada@${TENANT_B.slice(0, 8)}.example.com`, isStaff: false });
+    const links = await identities();
+    expect(links.map((l) => [l.issuer, l.subject])).toEqual([
+      [tenantIssuer(TENANT_A), SUB],
+      [tenantIssuer(TENANT_B), SUB],
+    ]);
+    expect(links[0]!.user_id).not.toBe(links[1]!.user_id);
+  });
+
+  it('bearer: an API access token of an allowed tenant (scp string, roles array) is its tenant user', async () => {
+    expect(await me(await apiToken(TENANT_A))).toEqual({ email: `ada@${TENANT_A.slice(0, 8)}.example.com`, isStaff: true, userPermissions: perms('MANAGE_ORDERS') });
+    expect(await me(await apiToken(TENANT_B, { roles: [] }))).toEqual({ email: `ada@${TENANT_B.slice(0, 8)}.example.com`, isStaff: false, userPermissions: [] });
+  });
+
+  it('refused: a tenant not in allowed_tenants, at login and as bearer', async () => {
+    const { r } = await attemptLogin(x, idClaims(TENANT_C));
+    expect(r.errors).toEqual([{ field: 'code', code: 'INVALID', message: expect.any(String) }]);
+    expect(r.token).toBeNull();
+    expect(await me(await apiToken(TENANT_C))).toBeNull();
+    expect((await identities()).map((l) => l.issuer)).not.toContain(tenantIssuer(TENANT_C));
+  });
+
+  it('refused: iss of one tenant with the tid of another, no tid, or the template itself', async () => {
+    const bad: Array<Record<string, unknown>> = [
+      { iss: tenantIssuer(TENANT_A), tid: TENANT_B },
+      { iss: tenantIssuer(TENANT_C), tid: TENANT_A },
+      { iss: tenantIssuer(TENANT_A), tid: undefined },
+      { iss: template, tid: TENANT_A },
+      { iss: `${provider.issuer}/organizations/v2.0`, tid: TENANT_A },
+    ];
+    for (const claims of bad) {
+      const { r } = await attemptLogin(x, idClaims(TENANT_A, claims));
+      expect(r.errors, JSON.stringify(claims)).toEqual([{ field: 'code', code: 'INVALID', message: expect.any(String) }]);
+      expect(await me(await apiToken(TENANT_A, claims)), JSON.stringify(claims)).toBeNull();
+    }
+  });
+
+  it("refused: an authorization response's iss of a tenant not allowed (RFC 9207)", async () => {
+    const a = await authorize(x);
+    x.provider.token = async () => x.provider.tokenResponse({ idToken: await x.provider.sign({ aud: CLIENT, iat: now(), exp: now() + 300, nonce: a.nonce, ...idClaims(TENANT_A) }) });
+    const r = await obtainTokens(s, x.plugin, { code: 'c', state: a.state, iss: tenantIssuer(TENANT_C) });
+    expect(r.errors).toEqual([{ field: 'code', code: 'INVALID', message: expect.any(String) }]);
+  });
+
+  it('refresh: keeps the tenant; a refreshed id_token of another tenant or a mismatching tid, or a tenant no longer allowed, ends the session', async () => {
+    const ENDED = [{ field: 'refreshToken', code: 'INVALID', message: 'Unable to refresh the token.' }];
+    const refreshWith = async (refreshToken: string, claims: Record<string, unknown>) => {
+      x.provider.token = async () =>
+        x.provider.tokenResponse({ idToken: await x.provider.sign({ aud: CLIENT, iat: now(), exp: now() + 300, ...claims }), refreshToken: `rt-${randomUUID()}` });
+      return externalCall(s, 'externalRefresh', x.plugin, { refreshToken });
+    };
+    const same = await refreshWith((await login(x, idClaims(TENANT_A))).r.refreshToken!, idClaims(TENANT_A));
+    expect(same.errors).toEqual([]);
+    expect(same.user).toMatchObject({ email: `ada@${TENANT_A.slice(0, 8)}.example.com` });
+    for (const other of [idClaims(TENANT_B), idClaims(TENANT_A, { tid: TENANT_B }), idClaims(TENANT_C)]) {
+      const { r } = await login(x, idClaims(TENANT_A));
+      expect((await refreshWith(r.refreshToken!, other)).errors, JSON.stringify(other)).toEqual(ENDED);
+      // The session is over: its refresh token stays refused, even with a good id_token.
+      expect((await refreshWith(r.refreshToken!, idClaims(TENANT_A))).errors).toEqual(ENDED);
+    }
+    // Tenant B taken off the list: its sessions are not refreshed any more, even when the
+    // provider's answer has no new id_token to check.
+    const { r } = await login(x, idClaims(TENANT_B));
+    expect(await updatePlugin(x.plugin, { allowed_tenants: TENANT_A })).toEqual([]);
+    try {
+      x.provider.token = async () => x.provider.tokenResponse({ refreshToken: `rt-${randomUUID()}` });
+      expect((await externalCall(s, 'externalRefresh', x.plugin, { refreshToken: r.refreshToken })).errors).toEqual(ENDED);
+      const ended = await s.running.app.db.pool.query('SELECT revoked_reason FROM sessions WHERE plugin_id = $1 AND issuer = $2 AND revoked_at IS NOT NULL', [x.plugin, tenantIssuer(TENANT_B)]);
+      expect(ended.rows).toEqual([{ revoked_reason: 'provider changed' }]);
+      expect(await me(await apiToken(TENANT_B))).toBeNull();
+    } finally {
+      expect(await updatePlugin(x.plugin, { allowed_tenants: `${TENANT_A}, ${TENANT_B.toUpperCase()}` })).toEqual([]);
+    }
+  });
+
+  it('activation: refused without allowed_tenants (nothing saved), with a tenant that is not a GUID, or for a single issuer', async () => {
+    const stored = async (id: string) => s.running.app.plugins.values(id);
+    const refused = (field: string, message: RegExp) => [{ field, code: 'PLUGIN_MISCONFIGURED', message: expect.stringMatching(message) }];
+    // The active connection: emptying allowed_tenants would accept every tenant; refused.
+    expect(await updatePlugin(x.plugin, { allowed_tenants: '' })).toEqual(refused('allowedTenants', /multi-tenant.*no tenant is accepted by default/));
+    expect(await updatePlugin(x.plugin, { allowed_tenants: `${TENANT_A}, *` })).toEqual(refused('allowedTenants', /Not a tenant id \(GUID\): "\*"/));
+    expect(await updatePlugin(x.plugin, { allowed_tenants: 'contoso.onmicrosoft.com' })).toEqual(refused('allowedTenants', /Not a tenant id/));
+    expect((await stored(x.plugin))?.['allowed_tenants']).toBe(`${TENANT_A}, ${TENANT_B.toUpperCase()}`);
+    // A new connection to the multi-tenant issuer without allowed tenants is not activated.
+    await createConnection('shapes.entra-open');
+    const base = { issuer_url: `${provider.issuer}/organizations/v2.0`, client_id: CLIENT, client_secret: CLIENT_SECRET, allowed_redirect_uris: REDIRECT_URI };
+    expect(await updatePlugin('shapes.entra-open', base, true)).toEqual(refused('allowedTenants', /multi-tenant/));
+    expect((await s.running.app.plugins.get('shapes.entra-open'))?.active).toBe(false);
+    // The template itself is no issuer URL; an issuer URL of another form does not fit the template.
+    expect(await updatePlugin('shapes.entra-open', { ...base, issuer_url: template, allowed_tenants: TENANT_A }, true)).toEqual(refused('issuerUrl', /cannot be discovered/));
+    provider.discoveryOverrides.set('/tenants/v2.0', { issuer: template });
+    expect(await updatePlugin('shapes.entra-open', { ...base, issuer_url: `${provider.issuer}/tenants/v2.0` }, true)).toEqual(refused('issuerUrl', /multi-tenant issuer/));
+    // allowed_tenants for an issuer that is not multi-tenant: statically, or by its discovery.
+    expect(await updatePlugin('shapes.entra-open', { ...base, issuer_url: tenantIssuer(TENANT_A), allowed_tenants: TENANT_A }, true)).toEqual(refused('allowedTenants', /need a multi-tenant issuer URL/));
+    expect(await updatePlugin('shapes.entra-open', { ...base, issuer_url: `${provider.issuer}/common/v2.0`, allowed_tenants: TENANT_A }, true)).toEqual(refused('allowedTenants', /not multi-tenant/));
+    expect((await s.running.app.plugins.get('shapes.entra-open'))?.active).toBe(false);
+  });
+});
+
+describe('Microsoft Entra ID single tenant: an ordinary issuer', () => {
+  const TENANT = 'dddddddd-4444-4444-8444-dddddddddddd';
+  const CLIENT = '5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d';
+  let x: Shape;
+
+  beforeAll(async () => {
+    x = await shape('shapes.entra-single', CLIENT, { prefix: `/${TENANT}/v2.0`, values: { audience: CLIENT } });
+  });
+  afterAll(async () => x?.provider.close());
+
+  it('login and bearer with the tenant issuer; another tenant of the same host is refused', async () => {
+    const { r } = await login(x, { ver: '2.0', tid: TENANT, sub: 'single-sub', email: 'sam@single.example.com', preferred_username: 'sam@single.example.com' });
+    expect(r.user).toMatchObject({ email: 'sam@single.example.com', isStaff: false });
+    const claims = { ver: '2.0', tid: TENANT, aud: CLIENT, azp: CLIENT, sub: 'single-sub', scp: 'access_as_user' };
+    expect(await me(await accessToken(x, claims))).toMatchObject({ email: 'sam@single.example.com' });
+    const other = 'eeeeeeee-5555-4555-8555-eeeeeeeeeeee';
+    expect(await me(await accessToken(x, { ...claims, tid: other, iss: `${x.provider.issuer}/${other}/v2.0` }))).toBeNull();
   });
 });

@@ -34,5 +34,6 @@ export async function verifyLogoutToken(provider: OidcProvider, clientId: string
   const iat = claims.iat as number;
   // The jti is remembered while the token could still be accepted (its iat window, or its exp).
   const rememberUntil = Math.max(iat + maxAgeSeconds, typeof claims.exp === 'number' ? claims.exp : 0) + 60;
-  return { pluginId, issuer: provider.issuer, jti: jti!, iat, rememberUntil, providerSid: sid, subject: sub };
+  // Multi-tenant: the token's own issuer (its tenant), so only that tenant's sessions end.
+  return { pluginId, issuer: provider.issuerOf(claims), jti: jti!, iat, rememberUntil, providerSid: sid, subject: sub };
 }

@@ -16,7 +16,6 @@ import { identityRules } from './refresh-port.ts';
 export interface BearerContext {
   pluginId: string;
   settings: OidcSettings;
-  issuer: string;
   resourceServer: ResourceServer;
   identity: IdentityService;
 }
@@ -34,7 +33,7 @@ export async function bearerPrincipal(token: string, c: BearerContext): Promise<
   try {
     auth = await c.identity.resolve(
       {
-        issuer: c.issuer,
+        issuer: found.issuer,
         subject: found.subject!,
         email: found.email,
         emailVerified: found.emailVerified,

@@ -179,7 +179,7 @@ export class OidcConnection implements PluginInstance {
           ? await this.services.sessions.create({
               userId: auth.user.id,
               pluginId: this.id,
-              issuer: this.provider.issuer,
+              issuer: exchanged.identity.issuer,
               subject: exchanged.identity.subject,
               providerSid: exchanged.providerSid,
               providerRefreshToken: exchanged.providerRefreshToken,
@@ -217,12 +217,14 @@ export class OidcConnection implements PluginInstance {
     if (!fromInput && !csrfTokensMatch(input['csrfToken'], claims.csrf_token)) {
       throw this.refused('refresh', 'invalid_request', new FieldError('csrfToken', 'INVALID', 'Invalid or missing CSRF token.'));
     }
+    // A multi-tenant session is refreshed under its own tenant's issuer while that tenant is allowed.
+    const issuer = this.provider.sessionIssuer(this.provider.tenancy ? (await this.services.sessions.get(claims.sid))?.issuer : undefined);
     // From here on the session service counts the refresh.
     let outcome;
     try {
       outcome = await this.services.sessions.refresh(
         { sessionId: claims.sid, refreshTokenId: claims.rti, userId: parseGlobalIdOf('User', claims.user_id), rotate: options.rotate },
-        refreshPort(this.id, this.settings, this.provider),
+        refreshPort(this.id, this.settings, this.provider, issuer),
         req,
       );
     } catch (e) {
@@ -311,7 +313,7 @@ export class OidcConnection implements PluginInstance {
 
   /** A provider access token → principal (bearer.ts). Throws TokenRefusedError or provider_unavailable. */
   async authenticateRequest(token: string, req: RequestInfo): Promise<AuthenticationResult | null> {
-    const result = await bearerPrincipal(token, { pluginId: this.id, settings: this.settings, issuer: this.provider.issuer, resourceServer: this.resourceServer, identity: this.services.identity });
+    const result = await bearerPrincipal(token, { pluginId: this.id, settings: this.settings, resourceServer: this.resourceServer, identity: this.services.identity });
     if (result?.principal.kind === 'user') req.log.debug('provider token accepted', { pluginId: this.id, userId: result.principal.user.id });
     return result;
   }

@@ -11,7 +11,7 @@
  */
 import * as oidc from 'openid-client';
 import { AppError } from '../../core/errors.ts';
-import { ProviderRefusedError, ProviderTokenError, ProviderUnavailableError, classifyProviderError } from './provider.ts';
+import { ProviderRefusedError, ProviderTokenError, ProviderUnavailableError, classifyProviderError } from './provider-errors.ts';
 
 export const UNAVAILABLE_MESSAGE = 'The identity provider is unavailable. Please try again later.';
 export const CLIENT_REJECTED_MESSAGE = 'The identity provider rejected this server\'s client credentials.';

@@ -7,7 +7,7 @@ import type { ConfigValues } from '../contract.ts';
 import type { FieldError } from '../../errors.ts';
 import { OIDC_FIELDS, OIDC_PLUGIN_KIND, DEFAULT_OIDC_PLUGIN_NAME, misconfigured, parseOidcSettings, validateOidcSettings } from './settings.ts';
 import { OidcConnection, type OidcServices } from './connection.ts';
-import { issuerProblem } from './provider.ts';
+import { issuerProblem } from './discovery.ts';
 
 export type { OidcServices };
 
@@ -37,14 +37,17 @@ export const openIdConnectKind: PluginKind<OidcServices> = {
 };
 
 /** Changes that call for a new look at the issuer. */
-const ISSUER_CHECK_TRIGGERS = new Set(['active', 'issuer_url']);
+const ISSUER_CHECK_TRIGGERS = new Set(['active', 'issuer_url', 'allowed_tenants']);
 
 /**
- * Before a connection is activated, or an active connection's issuer URL changes: OpenID
- * discovery of `issuer_url` through the plugin's own guarded fetch (address policy, time limit)
- * must work, name that same issuer, and give (with the endpoint fields) the endpoints a login
- * needs. A mistyped issuer is refused here rather than at the first login. Without an issuer
- * URL nothing is fetched. Other changes to an active connection fetch nothing either.
+ * Before a connection is activated, or an active connection's issuer URL or allowed tenants
+ * change: OpenID discovery of `issuer_url` through the plugin's own guarded fetch (address
+ * policy, time limit) must work, name that same issuer (or, with allowed tenants, the
+ * multi-tenant template it stands for: tenancy.ts), and give (with the endpoint fields) the
+ * endpoints a login needs. A discovered multi-tenant issuer without allowed tenants is refused
+ * on `allowedTenants`, as are allowed tenants for an issuer that is not multi-tenant. A
+ * mistyped issuer is refused here rather than at the first login. Without an issuer URL
+ * nothing is fetched. Other changes to an active connection fetch nothing either.
  */
 export async function validateOidcActivation(values: ConfigValues, changed: readonly string[], services: OidcServices): Promise<FieldError[]> {
   if (!changed.some((name) => ISSUER_CHECK_TRIGGERS.has(name))) return [];
@@ -53,7 +56,7 @@ export async function validateOidcActivation(values: ConfigValues, changed: read
     timeoutSeconds: services.outboundTimeoutSeconds,
     allowInsecureRequests: services.allowInsecureRequests,
   });
-  return problem ? [misconfigured('issuerUrl', problem)] : [];
+  return problem ? [misconfigured(problem.field, problem.message)] : [];
 }
 
 const PROVIDER_IDENTITY_FIELDS = new Set(['issuer_url', 'oauth_token_url', 'client_id']);

@@ -13,7 +13,7 @@ import type { OidcProvider } from './provider.ts';
 import type { OidcSettings } from './settings.ts';
 import type { AuthorizationRequests, PendingAuthorization } from './authorization-requests.ts';
 import { extraAuthorizationParams, isCognito, isGoogle, requestedScope } from './quirks.ts';
-import { providerFailure } from './failures.ts';
+import { INVALID_TOKEN_MESSAGE, providerFailure } from './failures.ts';
 import { providerProfile } from './profile.ts';
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
@@ -75,8 +75,14 @@ export class OidcLogin {
    * Exchanges the code. `iss`: the one the storefront received, if it passes it (RFC 9207);
    * Saleor's clients pass only code and state, and then the expected issuer stands in (the
    * state record already binds this response to this connection, which is what `iss` protects).
+   * On a multi-tenant connection a passed `iss` must name an allowed tenant, and the id_token's
+   * `iss` must then be that same one (openid-client would compare it with the template).
    */
   async exchangeCode(code: string, state: string, pending: PendingAuthorization, iss: string | undefined): Promise<CodeExchangeResult> {
+    const tenantIss = this.provider.tenancy ? iss : undefined;
+    if (tenantIss !== undefined && !this.provider.accepts(tenantIss)) {
+      throw new AppError('provider_token_invalid', INVALID_TOKEN_MESSAGE, 'authorization response iss is not an allowed tenant');
+    }
     let response: Awaited<ReturnType<typeof oidc.authorizationCodeGrant>>;
     try {
       const resolved = await this.provider.get();
@@ -84,7 +90,7 @@ export class OidcLogin {
       callback.search = '';
       callback.searchParams.set('code', code);
       callback.searchParams.set('state', state);
-      const expectedIss = iss ?? (resolved.metadata.authorization_response_iss_parameter_supported ? resolved.metadata.issuer : undefined);
+      const expectedIss = this.provider.tenancy ? undefined : iss ?? (resolved.metadata.authorization_response_iss_parameter_supported ? resolved.metadata.issuer : undefined);
       if (expectedIss) callback.searchParams.set('iss', expectedIss);
       response = await oidc.authorizationCodeGrant(resolved.config, callback, {
         pkceCodeVerifier: pending.codeVerifier,
@@ -103,6 +109,9 @@ export class OidcLogin {
       claims = await this.provider.verifyIdToken(response.id_token, pending.nonce);
     } catch (e) {
       throw providerFailure(e, 'id-token');
+    }
+    if (tenantIss !== undefined && claims.iss !== tenantIss) {
+      throw new AppError('provider_token_invalid', INVALID_TOKEN_MESSAGE, 'id-token: iss differs from the authorization response iss');
     }
     const grantedScope = response.scope ?? null;
     return {

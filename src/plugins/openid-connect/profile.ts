@@ -9,7 +9,8 @@ import type { JWTPayload } from 'jose';
 import { AppError } from '../../core/errors.ts';
 import type { VerifiedIdentity } from '../../identity/identity.ts';
 import type { OidcProvider } from './provider.ts';
-import { groupsFromClaims, type OidcSettings } from './settings.ts';
+import type { OidcSettings } from './settings.ts';
+import { groupsFromClaims } from './groups-claim.ts';
 import { providerFailure } from './failures.ts';
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
@@ -39,7 +40,8 @@ export async function providerProfile(
   const email = str(pick('email'));
   if (!email) throw new AppError('identity_no_email', "Missing user's email.");
   return {
-    issuer: provider.issuer,
+    // Multi-tenant: the id_token's own issuer (its tenant): one sub in two tenants is two users.
+    issuer: provider.issuerOf(claims),
     subject: sub,
     email,
     emailVerified: pick('email_verified') === true || pick('email_verified') === 'true',
@@ -47,6 +49,6 @@ export async function providerProfile(
     lastName: str(pick('family_name')),
     scope: grantedScope,
     permissionsClaim: pick('permissions'),
-    groups: settings.groupsClaim ? groupsFromClaims({ ...info, ...claims }, settings.groupsClaim) : undefined,
+    groups: settings.groupsClaimPaths ? groupsFromClaims({ ...info, ...claims }, settings.groupsClaimPaths) : undefined,
   };
 }

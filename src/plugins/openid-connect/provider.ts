@@ -20,15 +20,27 @@
  * With `onCall`, every request is reported with the provider endpoint it went to (classified
  * from its URL against the metadata: discovery, jwks, token, userinfo, introspection,
  * revocation, other), its outcome and its duration (metrics).
+ *
+ * Issuers: a token's `iss` must be the configured issuer URL, except on a multi-tenant
+ * connection (`allowed_tenants`, tenancy.ts), where it must be the issuer template with the
+ * token's own allowed `tid` put in. Whose issuer a verified token names is `issuerOf(claims)`:
+ * identities are linked, and sessions kept, by that.
  */
 import * as oidc from 'openid-client';
 import { clientAuthentication, type ClientSigningKeySource } from './client-auth.ts';
 import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { OidcSettings } from './settings.ts';
-import { OutboundError, observedFetch, type OutboundOutcome } from '../../net/guarded-fetch.ts';
+import { observedFetch, type OutboundOutcome } from '../../net/guarded-fetch.ts';
 import type { ProviderEndpoint } from '../../metrics/metrics.ts';
 import type { Logger } from '../../log.ts';
 import { ALLOWED_JWS_ALGORITHMS, JwksCache, JwksError, UnknownSigningKeyError } from './jwks.ts';
+import { ProviderTokenError, ProviderUnavailableError, classifyProviderError } from './provider-errors.ts';
+import { DiscoveryError, discoverIssuer, explicitMetadata, hasRequiredEndpoints } from './discovery.ts';
+import { isAllowedTenantIssuer, tenancyOf, tenantSegment, tenantTokenProblem, type Tenancy } from './tenancy.ts';
+import { templateIssuerConfiguration } from './tenant-configuration.ts';
+
+export { ProviderRefusedError, ProviderTokenError, ProviderUnavailableError, classifyProviderError } from './provider-errors.ts';
+export { DiscoveryError, discoverIssuer, explicitMetadata, issuerProblem, missingRequiredEndpoints } from './discovery.ts';
 
 /** Metadata is re-discovered after this long. */
 const METADATA_TTL_MS = 60 * 60_000;
@@ -82,41 +94,6 @@ export function providerEndpointOf(url: URL | undefined, metadata: Partial<oidc.
   return 'other';
 }
 
-/** The provider could not be reached or answered nonsense. */
-export class ProviderUnavailableError extends Error {
-  /** Read by the request authenticator: not the token's fault, so no refusal is remembered. */
-  readonly code = 'PROVIDER_UNAVAILABLE';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ProviderUnavailableError';
-  }
-}
-
-/** The provider answered with an OAuth error (e.g. invalid_grant). */
-export class ProviderRefusedError extends Error {
-  constructor(
-    readonly error: string,
-    readonly description: string | undefined,
-  ) {
-    super(description ?? error);
-    this.name = 'ProviderRefusedError';
-  }
-}
-
-/** A JWT from the provider failed verification. */
-export class ProviderTokenError extends Error {
-  /**
-   * Set when the verdict may change at that time (ms since epoch): the token's kid is unknown
-   * and the provider's keys may be refetched then.
-   */
-  readonly retryAt: number | undefined;
-  constructor(message: string, options?: { cause?: unknown; retryAt?: number }) {
-    super(message, options);
-    this.name = 'ProviderTokenError';
-    this.retryAt = options?.retryAt;
-  }
-}
-
 export interface VerifyOptions {
   audience: string | undefined;
   requiredClaims?: string[];
@@ -132,164 +109,6 @@ interface Resolved {
   fallback: boolean;
 }
 
-/** A failure to reach the provider at all: told apart by class and code, never by message. */
-function isNetworkFailure(e: unknown): boolean {
-  for (let c: unknown = e; c; c = (c as { cause?: unknown }).cause) {
-    if (c instanceof OutboundError || c instanceof JwksError) return true;
-    // AbortSignal.timeout() / abort(): openid-client's own time limit.
-    if (c instanceof DOMException && (c.code === DOMException.TIMEOUT_ERR || c.code === DOMException.ABORT_ERR)) return true;
-    if (c === (c as { cause?: unknown }).cause) break;
-  }
-  return false;
-}
-
-/**
- * Turns whatever openid-client threw into one of our three provider errors, so callers map
- * them onto the contract's typed errors.
- */
-export function classifyProviderError(e: unknown): ProviderUnavailableError | ProviderRefusedError | ProviderTokenError {
-  if (e instanceof ProviderUnavailableError || e instanceof ProviderRefusedError || e instanceof ProviderTokenError) return e;
-  if (e instanceof oidc.ResponseBodyError) return new ProviderRefusedError(e.error, e.error_description);
-  if (isNetworkFailure(e)) return new ProviderUnavailableError('The identity provider is unreachable.', { cause: e });
-  const code = (e as { code?: string }).code;
-  // oauth4webapi: a response that is not what OAuth says (wrong status, not JSON, ...).
-  // (OAUTH_INVALID_RESPONSE, e.g. an id_token with a refused alg or no nonce, is a token
-  // problem, not an outage: it falls through to ProviderTokenError.)
-  if (code === 'OAUTH_RESPONSE_IS_NOT_JSON' || code === 'OAUTH_RESPONSE_IS_NOT_CONFORM') {
-    return new ProviderUnavailableError('The identity provider gave an invalid response.', { cause: e });
-  }
-  // A protocol or token check that failed (oauth4webapi's OAUTH_* codes, jose's ERR_J*): the
-  // provider's answer is not acceptable. Anything else is not the provider's statement about
-  // the token (a bug, an unexpected failure): never treated as one (it would end sessions).
-  if ((typeof code === 'string' && (code.startsWith('OAUTH_') || code.startsWith('ERR_J'))) || e instanceof joseErrors.JOSEError) {
-    return new ProviderTokenError((e as Error)?.message ?? String(e), { cause: e });
-  }
-  return new ProviderUnavailableError('Unexpected failure talking to the identity provider.', { cause: e });
-}
-
-/** The endpoints set explicitly in the configuration, by their metadata names. */
-export function explicitMetadata(s: OidcSettings): Partial<oidc.ServerMetadata> {
-  return {
-    ...(s.authorizationUrl ? { authorization_endpoint: s.authorizationUrl } : {}),
-    ...(s.tokenUrl ? { token_endpoint: s.tokenUrl } : {}),
-    ...(s.jwksUrl ? { jwks_uri: s.jwksUrl } : {}),
-    ...(s.userInfoUrl ? { userinfo_endpoint: s.userInfoUrl } : {}),
-    ...(s.logoutUrl ? { end_session_endpoint: s.logoutUrl } : {}),
-    ...(s.introspectionUrl ? { introspection_endpoint: s.introspectionUrl } : {}),
-    ...(s.revocationUrl ? { revocation_endpoint: s.revocationUrl } : {}),
-  };
-}
-
-/** The endpoints a login cannot do without (OpenID Connect Core 3.1). */
-const REQUIRED_ENDPOINTS = ['authorization_endpoint', 'token_endpoint', 'jwks_uri'] as const;
-
-/** The metadata names among REQUIRED_ENDPOINTS that `metadata` lacks. */
-export function missingRequiredEndpoints(metadata: Partial<oidc.ServerMetadata>): string[] {
-  return REQUIRED_ENDPOINTS.filter((name) => typeof metadata[name] !== 'string' || metadata[name] === '');
-}
-
-function hasRequiredEndpoints(metadata: Partial<oidc.ServerMetadata>): boolean {
-  return missingRequiredEndpoints(metadata).length === 0;
-}
-
-/** Discovery failed; `reason` says why in words fit for an administrator (no secret, no body). */
-export class DiscoveryError extends ProviderUnavailableError {
-  constructor(
-    readonly reason: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`OpenID discovery failed: ${reason}`, options);
-    this.name = 'DiscoveryError';
-  }
-}
-
-const quoted = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v.length > 200 ? `${v.slice(0, 200)}…` : v) : String(v));
-
-/** Why openid-client's discovery failed, told apart by class and code (never by message). */
-function discoveryFailureReason(e: unknown, issuerUrl: string): string {
-  if (isNetworkFailure(e)) {
-    for (let c: unknown = e; c; c = (c as { cause?: unknown }).cause) {
-      if (c instanceof OutboundError) return `the issuer could not be reached (${c.message})`;
-      if (c === (c as { cause?: unknown }).cause) break;
-    }
-    return 'the issuer could not be reached (timed out)';
-  }
-  const err = e as { code?: unknown; cause?: unknown };
-  switch (err.code) {
-    case 'OAUTH_RESPONSE_IS_NOT_CONFORM': {
-      const status = err.cause instanceof Response ? err.cause.status : undefined;
-      return `the discovery document could not be fetched${status ? ` (HTTP ${status})` : ''}`;
-    }
-    case 'OAUTH_RESPONSE_IS_NOT_JSON':
-    case 'OAUTH_PARSE_ERROR':
-      return 'the discovery document is not JSON';
-    case 'OAUTH_INVALID_RESPONSE': {
-      // oauth4webapi's own words about the document's shape (it quotes no values).
-      const detail = err.cause instanceof Error ? `: ${err.cause.message}` : '';
-      return `the discovery document is not valid${detail}`;
-    }
-    case 'OAUTH_HTTP_REQUEST_FORBIDDEN':
-      return 'only https issuers are allowed';
-    case 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED': {
-      const body = (err.cause as { body?: { issuer?: unknown } } | undefined)?.body;
-      return `the discovery document names the issuer ${quoted(body?.issuer)}, not ${quoted(issuerUrl)} (they must be equal, OpenID Connect Discovery 1.0 section 4.3)`;
-    }
-  }
-  if (e instanceof TypeError && e.message === 'fetch failed') return 'the issuer could not be reached';
-  return 'unexpected failure';
-}
-
-/**
- * OpenID Connect Discovery 1.0 (section 4) of `issuerUrl` through `options.fetch` (the guarded
- * fetch: address policy, time limit): the document must be a JSON object whose `issuer`
- * equals `issuerUrl` exactly (section 4.3). Throws DiscoveryError.
- */
-export async function discoverIssuer(
-  issuerUrl: string,
-  options: Pick<ProviderOptions, 'fetch' | 'timeoutSeconds' | 'allowInsecureRequests'>,
-): Promise<oidc.ServerMetadata> {
-  let url: URL;
-  try {
-    url = new URL(issuerUrl);
-  } catch (e) {
-    throw new DiscoveryError('the issuer URL is not a valid URL', { cause: e });
-  }
-  try {
-    // Only the server metadata is used: the client id and authentication do not matter here.
-    const found = await oidc.discovery(url, 'discovery', undefined, oidc.None(), {
-      [oidc.customFetch]: options.fetch,
-      timeout: options.timeoutSeconds,
-      ...(options.allowInsecureRequests ? { execute: [oidc.allowInsecureRequests] } : {}),
-    });
-    return { ...found.serverMetadata() };
-  } catch (e) {
-    throw new DiscoveryError(discoveryFailureReason(e, issuerUrl), { cause: e });
-  }
-}
-
-/**
- * The issuer check made before a connection with `issuer_url` is activated: discovery must
- * work, and with the configured endpoints it must give the ones a login needs. Null when all
- * is well, else the reason (for an administrator: no secret).
- */
-export async function issuerProblem(
-  settings: OidcSettings,
-  options: Pick<ProviderOptions, 'fetch' | 'timeoutSeconds' | 'allowInsecureRequests'>,
-): Promise<string | null> {
-  if (!settings.issuerUrl) return null;
-  let discovered: oidc.ServerMetadata;
-  try {
-    discovered = await discoverIssuer(settings.issuerUrl, options);
-  } catch (e) {
-    return `OpenID discovery of ${settings.issuerUrl} failed: ${e instanceof DiscoveryError ? e.reason : 'unexpected failure'}.`;
-  }
-  const missing = missingRequiredEndpoints({ ...discovered, ...explicitMetadata(settings) });
-  if (missing.length) {
-    return `The discovery document of ${settings.issuerUrl} has no ${missing.join(', ')}, and the matching endpoint field is not set.`;
-  }
-  return null;
-}
-
 export class OidcProvider {
   private resolved: Promise<Resolved> | undefined;
   private resolvedAt = 0;
@@ -301,12 +120,15 @@ export class OidcProvider {
   private readonly fetch: typeof fetch;
   /** The endpoints known so far (configured ones, then the last resolved metadata). */
   private endpoints: Partial<oidc.ServerMetadata>;
+  /** Set on a multi-tenant connection (`allowed_tenants`): the issuer template and its tenants. */
+  readonly tenancy: Tenancy | undefined;
 
   constructor(
     private readonly settings: OidcSettings,
     private readonly options: ProviderOptions,
   ) {
     this.endpoints = explicitMetadata(settings);
+    this.tenancy = tenancyOf(settings.issuerUrl, settings.allowedTenants);
     const onCall = options.onCall;
     this.fetch = onCall ? observedFetch(options.fetch, (url, outcome, seconds) => onCall(providerEndpointOf(url, this.endpoints), outcome, seconds)) : options.fetch;
   }
@@ -322,7 +144,7 @@ export class OidcProvider {
     let fallback = false;
     if (s.issuerUrl) {
       try {
-        discovered = await discoverIssuer(s.issuerUrl, { ...this.options, fetch: this.fetch });
+        discovered = await discoverIssuer(s, { ...this.options, fetch: this.fetch });
         this.discoveryRecovered();
       } catch (e) {
         const reason = e instanceof DiscoveryError ? e.reason : 'unexpected failure';
@@ -336,9 +158,15 @@ export class OidcProvider {
         fallback = true;
       }
     }
-    const metadata: oidc.ServerMetadata = { ...discovered, ...explicit, issuer: s.issuerUrl };
+    const template = this.tenancy?.template;
+    // A multi-tenant authorization response's `iss` (RFC 9207) names a tenant: checked by login.ts.
+    const { authorization_response_iss_parameter_supported: issParameter, ...rest } = { ...discovered, ...explicit };
+    const metadata: oidc.ServerMetadata = { ...rest, issuer: template ?? s.issuerUrl, ...(template || issParameter === undefined ? {} : { authorization_response_iss_parameter_supported: issParameter }) };
     this.endpoints = metadata;
-    const config = new oidc.Configuration(metadata, s.clientId, s.clientSecret ? { client_secret: s.clientSecret } : undefined, this.clientAuth());
+    const clientMetadata = s.clientSecret ? { client_secret: s.clientSecret } : undefined;
+    const config = template
+      ? await templateIssuerConfiguration(metadata, s.clientId, clientMetadata, this.clientAuth())
+      : new oidc.Configuration(metadata, s.clientId, clientMetadata, this.clientAuth());
     config[oidc.customFetch] = this.fetch;
     config.timeout = this.options.timeoutSeconds;
     if (this.options.allowInsecureRequests) oidc.allowInsecureRequests(config);
@@ -389,8 +217,39 @@ export class OidcProvider {
     return this.resolved;
   }
 
-  get issuer(): string {
+  /** The configured issuer URL (a single-issuer connection's one issuer). */
+  get issuerUrl(): string {
     return this.settings.issuerUrl;
+  }
+
+  /**
+   * Does a JWT claiming `iss` come from this provider? (Not verified: which connection a token
+   * is for.) The issuer URL; on a multi-tenant connection, the template with any tenant put in
+   * (verification then refuses tenants not allowed).
+   */
+  signsAs(iss: string): boolean {
+    if (!this.tenancy) return iss === this.settings.issuerUrl;
+    return this.tenancy.template !== undefined && tenantSegment(this.tenancy.template, iss) !== undefined;
+  }
+
+  /** Is `iss` (told by the provider: introspection, an authorization response) one of this connection's issuers? */
+  accepts(iss: unknown): boolean {
+    return this.tenancy ? isAllowedTenantIssuer(this.tenancy, iss) : iss === this.settings.issuerUrl;
+  }
+
+  /** The issuer a verified token's identity belongs to: its own `iss` on a multi-tenant connection (tenant included). */
+  issuerOf(claims: JWTPayload): string {
+    return this.tenancy && typeof claims.iss === 'string' ? claims.iss : this.settings.issuerUrl;
+  }
+
+  /**
+   * The issuer a session of this connection must have to be refreshed (the session service ends
+   * a session whose issuer differs): the issuer URL; on a multi-tenant connection, the session's
+   * own issuer while its tenant is allowed.
+   */
+  sessionIssuer(stored: string | undefined): string {
+    if (!this.tenancy) return this.settings.issuerUrl;
+    return isAllowedTenantIssuer(this.tenancy, stored) ? stored : (this.tenancy.template ?? this.settings.issuerUrl);
   }
 
   /** Keys cache of this provider (undefined when it publishes none). */
@@ -401,7 +260,8 @@ export class OidcProvider {
   /**
    * Verifies a JWT signed by the provider and sent by anyone (bearer, back-channel logout):
    * signature by a key of its JWKS with an algorithm from the allow-list, `iss` = the
-   * provider's issuer, `aud` containing `audience`, not expired (`audience` undefined: no
+   * provider's issuer (multi-tenant: tenancy.ts `tenantTokenProblem`), `aud` containing
+   * `audience`, not expired (`audience` undefined: no
    * audience check). An unknown kid refetches the JWKS only when its cooldown allows. Throws
    * ProviderTokenError (with `retryAt` for an unknown kid) or ProviderUnavailableError.
    */
@@ -415,7 +275,7 @@ export class OidcProvider {
     try {
       const { payload } = await jwtVerify(token, getKey, {
         algorithms: [...ALLOWED_JWS_ALGORITHMS],
-        issuer: this.settings.issuerUrl,
+        ...(this.tenancy ? {} : { issuer: this.settings.issuerUrl }),
         ...(opts.audience !== undefined ? { audience: opts.audience } : {}),
         requiredClaims: opts.requiredClaims ?? ['exp', 'iat'],
         clockTolerance: this.options.clockSkewSeconds,
@@ -426,6 +286,8 @@ export class OidcProvider {
       if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + this.options.clockSkewSeconds) {
         throw new ProviderTokenError('The token was issued in the future (iat beyond the clock skew).');
       }
+      const tenantProblem = this.tenancy ? tenantTokenProblem(this.tenancy, payload) : null;
+      if (tenantProblem) throw new ProviderTokenError(tenantProblem);
       return payload;
     } catch (e) {
       if (e instanceof ProviderTokenError) throw e;

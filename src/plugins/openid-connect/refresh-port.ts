@@ -28,10 +28,15 @@ export function identityRules(pluginId: string, settings: OidcSettings): Identit
   };
 }
 
-export function refreshPort(pluginId: string, settings: OidcSettings, provider: OidcProvider): RefreshPort {
+/**
+ * `issuer`: the one the session must have (OidcProvider.sessionIssuer). A refreshed id_token is
+ * verified as at login (multi-tenant: its tid allowed, iss naming it), and the identity it states
+ * (issuer included, so its tenant) must be the session's: the session service ends it otherwise.
+ */
+export function refreshPort(pluginId: string, settings: OidcSettings, provider: OidcProvider, issuer: string): RefreshPort {
   return {
     pluginId,
-    issuer: provider.issuer,
+    issuer,
     rules: identityRules(pluginId, settings),
     async refreshGrant(providerRefreshToken: string): Promise<ProviderGrant> {
       let response: Awaited<ReturnType<typeof oidc.refreshTokenGrant>>;

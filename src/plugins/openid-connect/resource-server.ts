@@ -20,15 +20,20 @@
  */
 import * as oidc from 'openid-client';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
+import { decodeProtectedHeader, type JWTPayload } from 'jose';
 import { hashToken } from '../../crypto/secret-box.ts';
 import { TtlLru } from '../../cache/ttl-lru.ts';
-import { groupsFromClaims, type OidcSettings } from './settings.ts';
+import type { OidcSettings } from './settings.ts';
+import { groupsFromClaims } from './groups-claim.ts';
+import { audiences, jwtIssuer, scopeOf } from './access-token-claims.ts';
 import { responseStatus } from './failures.ts';
-import { type OidcProvider, ProviderTokenError, ProviderUnavailableError, classifyProviderError } from './provider.ts';
+import type { OidcProvider } from './provider.ts';
+import { ProviderTokenError, ProviderUnavailableError, classifyProviderError } from './provider-errors.ts';
 
 export interface TokenIdentity {
   kind: 'user' | 'app';
+  /** The issuer the identity belongs to (multi-tenant: the token's own, tenant included). */
+  issuer: string;
   subject: string | undefined;
   email: string | undefined;
   emailVerified: boolean;
@@ -79,35 +84,6 @@ const MAX_JWT_CACHE_MS = 5 * 60_000;
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
-/** One scope-token (RFC 6749 section 3.3: NQCHAR, so no whitespace, quote or backslash). */
-const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
-
-/**
- * The granted scope: `scope` (a string), else `scp` (Okta: an array of scope-tokens, of which
- * an item that is not one scope-token is dropped, not split; Entra ID: a string).
- */
-function scopeOf(claims: Record<string, unknown>): string {
-  if (typeof claims['scope'] === 'string') return claims['scope'];
-  if (Array.isArray(claims['scp'])) return claims['scp'].filter((s): s is string => typeof s === 'string' && SCOPE_TOKEN.test(s)).join(' ');
-  if (typeof claims['scp'] === 'string') return claims['scp'];
-  return '';
-}
-
-function audiences(aud: unknown): string[] {
-  if (typeof aud === 'string') return [aud];
-  return Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [];
-}
-
-/** Cheap look at a token: is it a JWT claiming to come from `issuer`? (Not verified.) */
-export function jwtIssuer(token: string): string | undefined {
-  if (token.split('.').length !== 3) return undefined;
-  try {
-    return str(decodeJwt(token).iss);
-  } catch {
-    return undefined;
-  }
-}
-
 export class ResourceServer {
   /** Validations of opaque tokens never validated here, and re-validations of known ones. */
   private readonly validations: { unknown: RateLimiterMemory; known: RateLimiterMemory };
@@ -148,8 +124,11 @@ export class ResourceServer {
    */
   async identify(token: string): Promise<TokenIdentity | null> {
     const iss = jwtIssuer(token);
-    if (iss !== undefined) return iss === this.provider.issuer ? this.fromJwt(token) : null;
-    return this.settings.acceptOpaqueBearerTokens ? this.fromOpaque(token) : null;
+    if (iss !== undefined) return this.provider.signsAs(iss) ? this.fromJwt(token) : null;
+    if (!this.settings.acceptOpaqueBearerTokens) return null;
+    // Neither introspection nor userinfo tells the tenant reliably: no identity to link.
+    if (this.provider.tenancy) throw new TokenRefusedError('a multi-tenant connection accepts JWT access tokens only');
+    return this.fromOpaque(token);
   }
 
   /**
@@ -185,6 +164,7 @@ export class ResourceServer {
     const binding = this.bindingOf(claims as Record<string, unknown>);
     return this.complete(token, claims as Record<string, unknown>, {
       ...binding,
+      issuer: this.provider.issuerOf(claims),
       identityOnly: false,
       // Re-validate at least every few minutes, whatever the token's own lifetime.
       expiresAt: Math.min((claims.exp as number) * 1000, Date.now() + MAX_JWT_CACHE_MS),
@@ -226,7 +206,7 @@ export class ResourceServer {
         throw err instanceof ProviderUnavailableError ? err : new TokenRefusedError('introspection failed');
       }
       if (!info.active) throw new TokenRefusedError('token is not active');
-      if (info.iss !== undefined && info.iss !== this.provider.issuer) throw new TokenRefusedError('introspected token has another issuer');
+      if (info.iss !== undefined && !this.provider.accepts(info.iss)) throw new TokenRefusedError('introspected token has another issuer');
       if (info.exp !== undefined && info.exp * 1000 <= Date.now()) throw new TokenRefusedError('token expired');
       if (info.token_type !== undefined && !/^(access_token|bearer)$/i.test(String(info.token_type))) {
         throw new TokenRefusedError('not an access token');
@@ -234,6 +214,7 @@ export class ResourceServer {
       const binding = this.bindingOf(info as Record<string, unknown>);
       const identity = await this.complete(token, info as Record<string, unknown>, {
         ...binding,
+        issuer: this.provider.issuerUrl,
         identityOnly: false,
         expiresAt: info.exp !== undefined ? Math.min(info.exp * 1000, cap) : cap,
       });
@@ -243,7 +224,7 @@ export class ResourceServer {
     // it was issued. Accepted as an identity without any permission, and only when no audience
     // is configured (an audience cannot be checked this way; refused above).
     const info = await this.userinfo(token, undefined);
-    const identity = await this.complete(token, { ...info, scope: '' }, { audienceMatches: false, identityOnly: true, expiresAt: cap });
+    const identity = await this.complete(token, { ...info, scope: '' }, { issuer: this.provider.issuerUrl, audienceMatches: false, identityOnly: true, expiresAt: cap });
     return { identity, tokenExpiresAt: Number.POSITIVE_INFINITY };
   }
 
@@ -270,7 +251,7 @@ export class ResourceServer {
   private async complete(
     token: string,
     claims: Record<string, unknown>,
-    extra: { audienceMatches: boolean; identityOnly: boolean; expiresAt: number },
+    extra: { issuer: string; audienceMatches: boolean; identityOnly: boolean; expiresAt: number },
   ): Promise<TokenIdentity> {
     // The user: `sub`, or the configured claim (Okta: `uid`; its `sub` is the login). Okta
     // names the client `cid`.
@@ -291,6 +272,7 @@ export class ResourceServer {
     }
     return {
       kind: machine ? 'app' : 'user',
+      issuer: extra.issuer,
       subject,
       email: str(profile['email']),
       emailVerified: profile['email_verified'] === true || profile['email_verified'] === 'true',
@@ -298,7 +280,7 @@ export class ResourceServer {
       lastName: str(profile['family_name']),
       scope: scopeOf(claims),
       permissionsClaim: claims['permissions'],
-      groups: this.settings.groupsClaim ? groupsFromClaims(profile, this.settings.groupsClaim) : undefined,
+      groups: this.settings.groupsClaimPaths ? groupsFromClaims(profile, this.settings.groupsClaimPaths) : undefined,
       audienceMatches: extra.audienceMatches,
       identityOnly: extra.identityOnly,
       clientId,

@@ -6,6 +6,8 @@ import { FieldError } from '../../errors.ts';
 import { DEFAULT_TOKEN_ENDPOINT_AUTH_METHOD, parseTokenEndpointAuthMethod, validateTokenEndpointAuthMethod, type TokenEndpointAuthMethod } from './client-auth.ts';
 import type { ConfigField, ConfigValues } from '../contract.ts';
 import { isValidAllowListEntry } from './redirects.ts';
+import { groupsClaimPaths, groupsClaimProblem } from './groups-claim.ts';
+import { TENANT_PLACEHOLDER, isKnownMultiTenantIssuer, isTenantId, issuerTemplate } from './tenancy.ts';
 
 export const OIDC_PLUGIN_KIND = 'openid-connect';
 export const DEFAULT_OIDC_PLUGIN_ID = 'mirumee.authentication.openidconnect';
@@ -28,12 +30,13 @@ export const OIDC_FIELDS: readonly ConfigField[] = [
   { name: 'use_oauth_scope_permissions', type: 'BOOLEAN', label: 'Use OAuth scope permissions', helpText: 'Grant permissions from saleor:<permission> scopes (or a permissions claim); saleor:staff marks a staff user.', default: false },
   { name: 'staff_user_domains', type: 'STRING', label: 'Staff user domains', helpText: 'Comma-separated email domains whose users become staff (verified emails only).', default: null },
   { name: 'default_group_name_for_new_staff_users', type: 'STRING', label: 'Default permission group name for new staff users', helpText: 'Staff users join this group (created empty if missing) and get its permissions.', default: null },
-  { name: 'groups_claim', type: 'STRING', label: 'Groups claim', helpText: 'Claim holding the user\'s groups or roles, e.g. groups, roles, or a nested realm_access.roles. When set, the user is a member of exactly those of our permission groups it names (besides the default staff group), and such a member is staff.', default: null },
+  { name: 'groups_claim', type: 'STRING', label: 'Groups claim', helpText: "Claim holding the user's groups or roles, e.g. groups, roles, or a nested path such as realm_access.roles; several paths separated by commas are united (Keycloak realm and client roles: realm_access.roles, resource_access.<client id>.roles). A name containing dots is written as is: at each level the longest dotted name that exists in the token is taken (resource_access.shop.dashboard.roles finds client shop.dashboard). When set, the user is a member of exactly those of our permission groups the claims name (besides the default staff group), and such a member is staff.", default: null },
   { name: 'user_id_claim', type: 'STRING', label: 'User ID claim of access tokens', helpText: "The claim of the provider's access tokens that names the user, as the ID token's sub does (default sub). Okta custom authorization servers: uid (their access tokens put the login name in sub).", default: null },
   { name: 'allowed_redirect_uris', type: 'MULTILINE', label: 'Allowed redirect URIs', helpText: 'Comma- or newline-separated redirect URIs accepted by externalAuthenticationUrl: exact match, or an entry ending in /* matches by prefix. No query strings or fragments.', default: null },
   { name: 'allowed_post_logout_redirect_uris', type: 'MULTILINE', label: 'Allowed post-logout redirect URIs', helpText: 'Comma- or newline-separated URIs accepted as post_logout_redirect_uri. When empty, the allowed redirect URIs apply.', default: null },
   { name: 'accept_opaque_bearer_tokens', type: 'BOOLEAN', label: 'Accept opaque bearer tokens', helpText: "Validate bearer tokens that are not JWTs with this provider (introspection, or userinfo). Each connection that accepts them is shown every opaque token, so connections created with openIdConnectConnectionCreate start with it off.", default: true },
   { name: 'token_endpoint_auth_method', type: 'STRING', label: 'Token endpoint authentication method', helpText: "How the client authenticates at the token endpoint (OpenID Connect Core 9): client_secret_basic (default), client_secret_post, client_secret_jwt (an HS256 assertion keyed with the client secret, at least 32 bytes) or private_key_jwt (an assertion signed with this connection's own key, no client secret needed: register <server URL>/oidc/jwks/<plugin id> at the provider as the client's jwks_uri; rotate with `npm run cli -- connection-keys rotate <plugin id>`).", default: 'client_secret_basic' },
+  { name: 'allowed_tenants', type: 'STRING', label: 'Allowed tenants (multi-tenant issuer)', helpText: "Microsoft Entra ID multi-tenant: comma-separated tenant ids (GUIDs) whose users may log in, with Issuer URL https://login.microsoftonline.com/organizations/v2.0 (or /common/v2.0, /consumers/v2.0), whose discovered issuer is https://login.microsoftonline.com/{tenantid}/v2.0. Required for such an issuer (no tenant is accepted by default), refused for any other. A token's tid must be listed and its iss must be the issuer with that tid; users are linked by that issuer, so one account in two tenants is two users.", default: null },
   { name: 'link_by_verified_email', type: 'BOOLEAN', label: 'Link existing accounts by verified email', helpText: 'On first login, link an existing account with the same email when the provider says the email is verified.', default: true },
 ];
 
@@ -107,6 +110,9 @@ export function validateOidcSettings(values: ConfigValues): FieldError[] {
   if (userIdClaim && !/^[A-Za-z0-9_:.-]{1,100}$/.test(userIdClaim)) {
     errors.push(misconfigured('userIdClaim', 'Use a claim name of letters, digits and _ : . - (at most 100).'));
   }
+  const groupsProblem = groupsClaimProblem(text(values, 'groups_claim'));
+  if (groupsProblem) errors.push(misconfigured('groupsClaim', groupsProblem));
+  errors.push(...tenantErrors(values));
   const resource = text(values, 'resource');
   if (resource && !isResourceIndicator(resource)) {
     errors.push(misconfigured('resource', 'Resource indicator must be an absolute URI without a fragment (RFC 8707).'));
@@ -152,6 +158,27 @@ export function validateOidcSettings(values: ConfigValues): FieldError[] {
   return errors;
 }
 
+/**
+ * `allowed_tenants` (tenancy.ts): tenant ids only; only with a multi-tenant form of the issuer
+ * URL (never the template itself, which cannot be discovered); required with one that is known
+ * to be multi-tenant without asking (an Entra host). Discovery at activation checks the rest.
+ */
+function tenantErrors(values: ConfigValues): FieldError[] {
+  const errors: FieldError[] = [];
+  const issuer = text(values, 'issuer_url');
+  const tenants = splitList(values['allowed_tenants']);
+  const bad = tenants.filter((t) => !isTenantId(t));
+  if (bad.length) errors.push(misconfigured('allowedTenants', `Not a tenant id (GUID): ${bad.map((t) => JSON.stringify(t.slice(0, 60))).join(', ')}`));
+  if (issuer.includes(TENANT_PLACEHOLDER)) {
+    errors.push(misconfigured('issuerUrl', `Use the issuer URL with ${TENANT_PLACEHOLDER} replaced by organizations, common or consumers (the template itself cannot be discovered).`));
+  } else if (tenants.length && issuer && !issuerTemplate(issuer)) {
+    errors.push(misconfigured('allowedTenants', 'Allowed tenants need a multi-tenant issuer URL, such as https://login.microsoftonline.com/organizations/v2.0 (or /common/v2.0, /consumers/v2.0).'));
+  } else if (!tenants.length && isKnownMultiTenantIssuer(issuer)) {
+    errors.push(misconfigured('allowedTenants', 'This issuer is multi-tenant: list the tenant ids to accept. No tenant is accepted by default.'));
+  }
+  return errors;
+}
+
 /** A connection's configuration, typed. */
 export interface OidcSettings {
   clientId: string;
@@ -181,8 +208,10 @@ export interface OidcSettings {
   linkByVerifiedEmail: boolean;
   tokenEndpointAuthMethod: TokenEndpointAuthMethod;
   acceptOpaqueBearerTokens: boolean;
-  /** Claim name or dotted path of the provider's groups/roles; undefined: not mapped. */
-  groupsClaim: string | undefined;
+  /** Claim paths of the provider's groups/roles (groups-claim.ts); undefined: not mapped. */
+  groupsClaimPaths: string[] | undefined;
+  /** Lower-case tenant ids of a multi-tenant issuer (tenancy.ts); empty: single issuer. */
+  allowedTenants: string[];
 }
 
 export function parseOidcSettings(values: ConfigValues): OidcSettings {
@@ -190,6 +219,7 @@ export function parseOidcSettings(values: ConfigValues): OidcSettings {
   const bool = (name: string, fallback: boolean) => (typeof values[name] === 'boolean' ? (values[name] as boolean) : fallback);
   const redirects = splitList(values['allowed_redirect_uris']);
   const postLogout = splitList(values['allowed_post_logout_redirect_uris']);
+  const groupsPaths = groupsClaimPaths(values['groups_claim']);
   return {
     clientId: text(values, 'client_id'),
     clientSecret: text(values, 'client_secret'),
@@ -213,20 +243,7 @@ export function parseOidcSettings(values: ConfigValues): OidcSettings {
     linkByVerifiedEmail: bool('link_by_verified_email', true),
     tokenEndpointAuthMethod: parseTokenEndpointAuthMethod(values['token_endpoint_auth_method']) ?? DEFAULT_TOKEN_ENDPOINT_AUTH_METHOD,
     acceptOpaqueBearerTokens: bool('accept_opaque_bearer_tokens', true),
-    groupsClaim: opt('groups_claim'),
+    groupsClaimPaths: groupsPaths.length ? groupsPaths : undefined,
+    allowedTenants: splitList(values['allowed_tenants']).map((t) => t.toLowerCase()),
   };
-}
-
-/**
- * The values of a groups/roles claim: `path` is a claim name, or a dotted path into nested
- * objects (Keycloak's realm_access.roles). A name that exists as such wins (namespaced claims
- * such as https://example.com/groups contain dots). Strings only; one string counts as one name.
- */
-export function groupsFromClaims(claims: Record<string, unknown>, path: string): string[] {
-  let value: unknown = claims[path];
-  if (value === undefined && path.includes('.')) {
-    value = path.split('.').reduce<unknown>((node, key) => (node && typeof node === 'object' && !Array.isArray(node) ? (node as Record<string, unknown>)[key] : undefined), claims);
-  }
-  if (typeof value === 'string') return [value];
-  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string' && v !== '') : [];
 }
