@@ -16,8 +16,11 @@
  *   CANNOT_REMOVE_FROM_LAST_GROUP.
  * Group names are trimmed (they are what a provider's groups claim is matched against).
  *
- * Where we differ from Saleor: no channels yet (addChannels, restrictedAccessToChannels,
- * OUT_OF_SCOPE_CHANNEL); LEFT_NOT_MANAGEABLE_PERMISSION lists the permissions that would become
+ * Channels: this server has none, so a non-empty addChannels or removeChannels names channels
+ * nobody can reach: OUT_OF_SCOPE_CHANNEL, nothing written (the Saleor Dashboard sends empty lists
+ * when there are no channels); restrictedAccessToChannels is accepted and has nothing to restrict.
+ *
+ * Where we differ from Saleor: LEFT_NOT_MANAGEABLE_PERMISSION lists the permissions that would become
  * unmanageable (Saleor lists every permission being removed); CANNOT_REMOVE_FROM_LAST_GROUP only
  * when the group is the requester's (Saleor: whenever they have one group); unknown ids are
  * NOT_FOUND, which PermissionGroupErrorCode lacks, so the resolver answers them with a top-level
@@ -48,12 +51,19 @@ import {
 } from './manageable.ts';
 import { adminTransaction, loadWorld, type Tx } from './staff-admin.ts';
 
-export interface GroupCreateInput {
+/** Accepted for Saleor's clients: there are no channels here (see channelErrors). */
+interface ChannelInput {
+  addChannels?: string[] | null;
+  removeChannels?: string[] | null;
+  restrictedAccessToChannels?: boolean | null;
+}
+
+export interface GroupCreateInput extends ChannelInput {
   name: string;
   addPermissions?: PermissionCode[] | null;
   addUsers?: string[] | null;
 }
-export interface GroupUpdateInput {
+export interface GroupUpdateInput extends ChannelInput {
   name?: string | null;
   addPermissions?: PermissionCode[] | null;
   removePermissions?: PermissionCode[] | null;
@@ -107,10 +117,17 @@ function afterGroupChange(world: World, next: WorldGroup, add: number[], remove:
   return after;
 }
 
+/** Channel ids: there are no channels, so any is out of the requester's scope. */
+function channelErrors(input: ChannelInput): RuleError[] {
+  return (['addChannels', 'removeChannels'] as const)
+    .filter((field) => (input[field]?.length ?? 0) > 0)
+    .map((field) => new RuleError(field, 'OUT_OF_SCOPE_CHANNEL', 'These channels do not exist: this server has no channels.'));
+}
+
 export function planGroupCreate(world: World, requester: Requester, input: GroupCreateInput): GroupPlan {
   const name = input.name.trim();
   const users = addUserRefs(world, input.addUsers);
-  const errors = [...nameErrors(world, name, 0), ...permissionErrors(requester, input.addPermissions, 'addPermissions'), ...users.errors];
+  const errors = [...nameErrors(world, name, 0), ...permissionErrors(requester, input.addPermissions, 'addPermissions'), ...users.errors, ...channelErrors(input)];
   const next = { id: 0, name, permissions: sortPermissions(input.addPermissions ?? []) };
   return { errors, next, addUsers: users.ids, removeUsers: [] };
 }
@@ -137,6 +154,7 @@ export function planGroupUpdate(world: World, requester: Requester, group: World
     ...permissionErrors(requester, input.removePermissions, 'removePermissions'),
     ...add.errors,
     ...remove.errors,
+    ...channelErrors(input),
   ];
   const beyond = remove.ids.filter((id) => isOutOfScopeUser(requester.permissions, permissionsOf(world, world.users.get(id)!)));
   if (beyond.length) errors.push(new RuleError('removeUsers', 'OUT_OF_SCOPE_USER', "You can't manage these users.", { users: gids(beyond) }));

@@ -22,7 +22,7 @@ import { requirePermission, type GraphQLContext } from '../context.ts';
 import { runAdminMutation, type AdminErrorItem, type AdminMutation } from './staff.ts';
 import type { UserNode } from './users.ts';
 
-/** PermissionGroupErrorCode values (channels left out for now). */
+/** PermissionGroupErrorCode values. */
 const GROUP_CODES: ReadonlySet<string> = new Set([
   'REQUIRED',
   'UNIQUE',
@@ -32,6 +32,7 @@ const GROUP_CODES: ReadonlySet<string> = new Set([
   'LEFT_NOT_MANAGEABLE_PERMISSION',
   'OUT_OF_SCOPE_PERMISSION',
   'OUT_OF_SCOPE_USER',
+  'OUT_OF_SCOPE_CHANNEL',
 ]);
 
 const groupErrors = (items: AdminErrorItem[]) => ({ errors: items, permissionGroupErrors: items });
