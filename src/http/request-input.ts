@@ -3,7 +3,7 @@
  * (bounded, and never left pending when the client goes away), and the answer to what Node's
  * HTTP parser refused before any handler ran.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.ts';
 
@@ -78,15 +78,30 @@ const CLIENT_ERROR_STATUS: Record<string, number> = {
 };
 const REASON: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
 
+/** The request a socket is being answered for (its response not finished yet). */
+export interface PendingExchange {
+  req: IncomingMessage;
+  res: ServerResponse;
+}
+
 /**
  * Answers what Node's HTTP parser refused before any handler ran, then closes the socket.
  * Nothing is written when a response is already under way on the socket, or when the bytes came
  * after a response that closes the connection (HPE_CLOSED_CONNECTION): an answer there would
  * land inside the other response.
+ *
+ * `pending`: a request on this socket still being answered. When it was read completely, the bad
+ * bytes are a next (pipelined) request: its answer waits for the pending response, so the client
+ * reads the answers in order. When it was not (its body timed out, or is what the parser refused),
+ * the answer is for that request, at once.
  */
-export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logger): void {
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logger, pending?: PendingExchange): void {
   const status = CLIENT_ERROR_STATUS[err.code ?? ''] ?? 400;
   log.info('request refused by the HTTP parser', { status, code: err.code });
+  if (pending && pending.req.complete && !pending.res.writableFinished && !pending.res.destroyed) {
+    pending.res.once('close', () => answerClientError(err, socket, log));
+    return;
+  }
   // Node's own handler checks the same (the socket's response in progress is internal state).
   const inProgress = (socket as { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
   if (err.code === 'ECONNRESET' || err.code === 'HPE_CLOSED_CONNECTION' || !socket.writable || inProgress?.headersSent) {
@@ -98,4 +113,3 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, lo
     `HTTP/1.1 ${status} ${REASON[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
-

@@ -38,7 +38,8 @@ import { corsHeaders, originMatcher } from './cors.ts';
 import { clientAddress } from './client-address.ts';
 import { METRICS_PATH, answerMetrics, routeLabel } from '../metrics/http.ts';
 import type { Drain } from './drain.ts';
-import { BodyTooLarge, answerClientError, parseTarget, readBody } from './request-input.ts';
+import type { Duplex } from 'node:stream';
+import { BodyTooLarge, answerClientError, parseTarget, readBody, type PendingExchange } from './request-input.ts';
 import { OIDC_PLUGIN_KIND } from '../plugins/openid-connect/settings.ts';
 import { UnknownConnectionError } from '../plugins/openid-connect/client-keys.ts';
 
@@ -91,6 +92,9 @@ export interface HttpServer {
 
 export function createHttpServer(limits: HttpLimits, log: Logger, drain: Drain): HttpServer {
   let handler: Handler = startingHandler(log, drain);
+  // The request each socket is being answered for, so that bad bytes after it (a pipelined
+  // request the parser refuses) are answered after it, not in the middle of it.
+  const pending = new WeakMap<Duplex, PendingExchange>();
   const server = http.createServer(
     {
       maxHeaderSize: limits.maxHeaderBytes,
@@ -102,6 +106,10 @@ export function createHttpServer(limits: HttpLimits, log: Logger, drain: Drain):
       connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
     },
     (req, res) => {
+      pending.set(req.socket, { req, res });
+      res.once('close', () => {
+        if (pending.get(req.socket)?.res === res) pending.delete(req.socket);
+      });
       handler(req, res).catch((e: unknown) => {
         // The handler answers its own errors; this is the last line of defence.
         log.error('request handler escaped its error boundary', describeError(e));
@@ -111,7 +119,7 @@ export function createHttpServer(limits: HttpLimits, log: Logger, drain: Drain):
     },
   );
   server.maxHeadersCount = limits.maxHeadersCount;
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => answerClientError(err, socket, log));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => answerClientError(err, socket, log, pending.get(socket)));
   return {
     server,
     serve(options) {

@@ -412,6 +412,21 @@ const cases: Case[] = [
     responses: 2,
     expect: ['200', '431'],
   },
+  {
+    // The refused bytes arrive while /readyz still waits for the database: its answer comes first.
+    name: 'pipelined: /readyz (database round trip), then garbage: answered in order',
+    send: Buffer.concat([raw('GET /readyz HTTP/1.1', 'Host: x', '', ''), latin1('\x00\xff garbage \r\n\r\n')]),
+    responses: 2,
+    expect: ['200', '400'],
+    check: (x) => expect(x.finals.map((r) => r.status)).toEqual([200, 400]),
+  },
+  {
+    name: 'HTTP/1.0 /readyz (database round trip), then garbage: only the /readyz answer',
+    send: latin1('GET /readyz HTTP/1.0\r\n\r\nGET /x%\r\n\r\n'),
+    responses: 2,
+    expect: ['200'],
+    check: (x) => expect(x.finals.map((r) => r.status)).toEqual([200]),
+  },
 ];
 
 async function expectHealthy(): Promise<void> {
