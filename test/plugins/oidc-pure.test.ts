@@ -8,6 +8,7 @@ import { isAllowedRedirect, isValidAllowListEntry } from '../../src/plugins/open
 import { decideStaff, emailDomain } from '../../src/accounts/staff.ts';
 import { permissionScopes } from '../../src/accounts/permissions.ts';
 import { parseOidcSettings, splitList, validateOidcSettings } from '../../src/plugins/openid-connect/settings.ts';
+import { audiences, jwtIssuer, scopeOf } from '../../src/plugins/openid-connect/access-token-claims.ts';
 import { claimAt, groupsClaimPaths, groupsClaimProblem, groupsFromClaims } from '../../src/plugins/openid-connect/groups-claim.ts';
 import {
   discoveredIssuerProblem,
@@ -262,6 +263,32 @@ describe('groups claim', () => {
     const problem = groupsClaimProblem(value);
     if (expected === null) expect(problem).toBeNull();
     else expect(problem).toMatch(expected);
+  });
+});
+
+describe('access token claims', () => {
+  it.each([
+    ['scope string', { scope: 'openid saleor:manage_orders' }, 'openid saleor:manage_orders'],
+    ['Entra scp string', { scp: 'access_as_user User.Read', roles: ['saleor-orders'] }, 'access_as_user User.Read'],
+    ['Okta scp array', { scp: ['openid', 'saleor:manage_orders'] }, 'openid saleor:manage_orders'],
+    ['scp array item with a space is dropped', { scp: ['openid saleor:manage_plugins', 'email'] }, 'email'],
+    ['scp array item not a string is dropped', { scp: [42, 'email'] }, 'email'],
+    ['scope wins over scp', { scope: 'openid', scp: 'saleor:manage_orders' }, 'openid'],
+    ['roles are not scope', { roles: ['saleor:manage_orders'] }, ''],
+    ['none', {}, ''],
+  ])('scope of %s', (_name, claims, expected) => {
+    expect(scopeOf(claims)).toBe(expected);
+  });
+
+  it('reads aud as a list and the unverified issuer of JWTs only', () => {
+    expect(audiences('api')).toEqual(['api']);
+    expect(audiences(['a', 1, 'b'])).toEqual(['a', 'b']);
+    expect(audiences(undefined)).toEqual([]);
+    const jwt = (payload: object) => `e30.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.sig`;
+    expect(jwtIssuer(jwt({ iss: 'https://login.microsoftonline.com/x/v2.0' }))).toBe('https://login.microsoftonline.com/x/v2.0');
+    expect(jwtIssuer(jwt({ iss: 42 }))).toBeUndefined();
+    expect(jwtIssuer('opaque-token')).toBeUndefined();
+    expect(jwtIssuer('a.b.c')).toBeUndefined();
   });
 });
 

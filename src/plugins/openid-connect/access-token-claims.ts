@@ -20,12 +20,13 @@ export function scopeOf(claims: Record<string, unknown>): string {
   return '';
 }
 
+/** `aud` as a list (a string is one audience; non-strings are dropped). */
 export function audiences(aud: unknown): string[] {
   if (typeof aud === 'string') return [aud];
   return Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [];
 }
 
-/** Cheap look at a token: is it a JWT claiming to come from `issuer`? (Not verified.) */
+/** Cheap look at a token: the issuer a JWT claims (not verified); undefined for anything else. */
 export function jwtIssuer(token: string): string | undefined {
   if (token.split('.').length !== 3) return undefined;
   try {

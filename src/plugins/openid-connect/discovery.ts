@@ -3,9 +3,9 @@
  * connection is activated. The document is fetched through the guarded fetch (address policy,
  * time limit) and its `issuer` is checked here, by one rule (tenancy.ts
  * `discoveredIssuerProblem`): equal to `issuer_url` (section 4.3), or, for a connection with
- * `allowed_tenants`, the multi-tenant template `issuer_url` stands for. (openid-client is given
- * the document's URL, so that it compares nothing itself: it lets some hosts through with
- * another issuer, and refuses every template.)
+ * `allowed_tenants`, the multi-tenant template `issuer_url` stands for. openid-client is given
+ * the document's URL, so that it compares nothing itself (it would let Entra and Azure AD B2C
+ * hosts through with another issuer, and refuse a template on any other host).
  */
 import * as oidc from 'openid-client';
 import type { OidcSettings } from './settings.ts';

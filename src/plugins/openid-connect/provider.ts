@@ -39,8 +39,8 @@ import { DiscoveryError, discoverIssuer, explicitMetadata, hasRequiredEndpoints 
 import { isAllowedTenantIssuer, tenancyOf, tenantSegment, tenantTokenProblem, type Tenancy } from './tenancy.ts';
 import { templateIssuerConfiguration } from './tenant-configuration.ts';
 
+// The provider errors lived here before provider-errors.ts: still importable from here.
 export { ProviderRefusedError, ProviderTokenError, ProviderUnavailableError, classifyProviderError } from './provider-errors.ts';
-export { DiscoveryError, discoverIssuer, explicitMetadata, issuerProblem, missingRequiredEndpoints } from './discovery.ts';
 
 /** Metadata is re-discovered after this long. */
 const METADATA_TTL_MS = 60 * 60_000;
