@@ -9,6 +9,11 @@ export interface RequestInfo {
   ip: string | undefined;
   userAgent: string | undefined;
   cookies: Readonly<Record<string, string>>;
+  /**
+   * The request's `Origin` is one listed exactly (no wildcard) in ALLOWED_GRAPHQL_ORIGINS: a
+   * browser sent it from a page the operator trusts (cross-site pages cannot forge `Origin`).
+   */
+  trustedOrigin: boolean;
   /** Adds a Set-Cookie header to the response. */
   setCookie(header: string): void;
   log: Logger;

@@ -50,6 +50,17 @@ export function originMatcher(patterns: readonly string[]): (origin: string) => 
   return (origin) => origin.length <= MAX_ORIGIN_LENGTH && isSerializedOrigin(origin) && patterns.some((p) => matchesPattern(p, origin));
 }
 
+/**
+ * Origins listed exactly (no wildcard) in the allowed patterns: pages the operator named one by
+ * one. A browser sets `Origin` itself and a cross-site page cannot forge it, so a request from
+ * such an origin was sent by one of those pages (what the session service takes as CSRF proof
+ * where a client cannot send the CSRF token, e.g. the Saleor Dashboard's logout).
+ */
+export function exactOriginMatcher(patterns: readonly string[]): (origin: string | undefined) => boolean {
+  const exact = new Set(patterns.filter((p) => !p.includes('*')).map((p) => p.toLowerCase()));
+  return (origin) => origin !== undefined && exact.size > 0 && isSerializedOrigin(origin) && exact.has(origin.toLowerCase());
+}
+
 /** The CORS headers for a response to `origin` (empty when it is not allowed). */
 export function corsHeaders(origin: string | undefined, allowed: (origin: string) => boolean, preflight: boolean): Record<string, string> {
   if (!origin || !allowed(origin)) return {};

@@ -34,7 +34,7 @@ import type { RequestInfo } from '../plugins/contract.ts';
 import { tokenFromHeaders } from '../auth/authenticate.ts';
 import { parseCookies } from '../auth/cookies.ts';
 import type { RequestRateLimiter } from '../core/rate-limit.ts';
-import { corsHeaders, originMatcher } from './cors.ts';
+import { corsHeaders, exactOriginMatcher, originMatcher } from './cors.ts';
 import { clientAddress } from './client-address.ts';
 import { METRICS_PATH, answerMetrics, routeLabel } from '../metrics/http.ts';
 import type { Drain } from './drain.ts';
@@ -130,6 +130,7 @@ export function createHttpServer(limits: HttpLimits, log: Logger, drain: Drain):
 
 function requestHandler({ app, graphql, log, rateLimiter, drain }: ServingOptions & { log: Logger; drain: Drain }): Handler {
   const allowedOrigin = originMatcher(app.config.allowedGraphqlOrigins);
+  const trustedOrigin = exactOriginMatcher(app.config.allowedGraphqlOrigins);
 
   async function handleGraphQL(
     req: IncomingMessage,
@@ -215,6 +216,7 @@ function requestHandler({ app, graphql, log, rateLimiter, drain }: ServingOption
         ip,
         userAgent: req.headers['user-agent'],
         cookies: parseCookies(req.headers.cookie),
+        trustedOrigin: trustedOrigin(req.headers.origin),
         setCookie: (c) => setCookies.push(c),
         log: reqLog,
       };

@@ -82,8 +82,8 @@ const GROUP_QUERY = `query GroupDetails($id: ID!, $userId: ID!) { permissionGrou
 // ---- the Dashboard's ways -----------------------------------------------------------------------
 
 /** A request as the Dashboard sends it: `authorization-bearer`, an Origin, credentials. */
-async function dash(query: string, variables: Record<string, unknown> = {}, token?: string) {
-  return s.gql(query, variables, { headers: { origin: DASHBOARD, ...(token ? { 'authorization-bearer': token } : {}) } });
+async function dash(query: string, variables: Record<string, unknown> = {}, token?: string, headers: Record<string, string> = {}) {
+  return s.gql(query, variables, { headers: { origin: DASHBOARD, ...(token ? { 'authorization-bearer': token } : {}), ...headers } });
 }
 
 /** The Dashboard's login: the SSO button, the provider, the callback. */
@@ -96,7 +96,9 @@ async function dashboardLogin(account: string) {
   const r = await dash(OBTAIN, { pluginId: DEFAULT_PLUGIN, input: JSON.stringify({ code: consent.code, state: consent.state }) });
   expect(r.status).toBe(200);
   expect(r.body.errors).toBeUndefined();
-  return { ...(r.body.data.externalObtainAccessTokens as { token: string; refreshToken: string; user: any; errors: unknown[] }), providerCookies: consent.cookies };
+  // The browser keeps the refresh cookie we set (the Dashboard itself never reads it).
+  const cookie = r.headers.getSetCookie().find((c) => c.startsWith('refreshToken='))!.split(';')[0]!;
+  return { ...(r.body.data.externalObtainAccessTokens as { token: string; refreshToken: string; user: any; errors: unknown[] }), providerCookies: consent.cookies, cookie };
 }
 
 function errorCodes(body: { errors?: Array<{ extensions?: Record<string, any> }> }) {
@@ -418,6 +420,23 @@ describe('logout', () => {
     expect(url.searchParams.get('client_id')).toBe('saleor-dashboard');
     // (The provider normalises the URL: the origin with a trailing slash.)
     expect(await followAtProvider(logoutUrl)).toBe(new URL(DASHBOARD).href);
+  });
+
+  it("ends the session the browser's cookie names when the Dashboard's listed origin sends it, and only then", async () => {
+    const refresh = (refreshToken: string) => dash(REFRESH, { pluginId: DEFAULT_PLUGIN, input: JSON.stringify({ refreshToken }) });
+    // From a page that is not listed exactly: the cookie alone is no proof (CSRF), nothing ends.
+    const other = await dashboardLogin('stella');
+    const forged = await dash(LOGOUT, { pluginId: DEFAULT_PLUGIN, input: JSON.stringify({ returnTo: DASHBOARD }) }, undefined, { origin: 'https://evil.example.com', cookie: other.cookie });
+    expect(new URL(JSON.parse(forged.body.data.externalLogout.logoutData).logoutUrl).searchParams.get('id_token_hint')).toBeNull();
+    expect((await refresh(other.refreshToken)).body.data.externalRefresh.errors).toEqual([]);
+    // From the Dashboard's origin: the session ends (its refresh token is dead) and the provider gets id_token_hint.
+    const login = await dashboardLogin('stella');
+    const r = await dash(LOGOUT, { pluginId: DEFAULT_PLUGIN, input: JSON.stringify({ returnTo: DASHBOARD }) }, undefined, { cookie: login.cookie });
+    const url = new URL(JSON.parse(r.body.data.externalLogout.logoutData).logoutUrl);
+    expect(decodeJwt(url.searchParams.get('id_token_hint')!).sub).toBe('stella');
+    expect(r.headers.getSetCookie().some((c) => c.startsWith('refreshToken=;') && /max-age=0/i.test(c))).toBe(true);
+    const dead = await refresh(login.refreshToken);
+    expect(dead.body.data.externalRefresh).toMatchObject({ token: null, errors: [{ field: 'refreshToken', code: 'INVALID' }] });
   });
 
   it('returnTo off the allow-list is refused, with no logout URL', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { corsHeaders, originMatcher } from '../../src/http/cors.ts';
+import { corsHeaders, exactOriginMatcher, originMatcher } from '../../src/http/cors.ts';
 
 describe('origin patterns', () => {
   const allowed = originMatcher(['https://shop.example.com', 'https://*.preview.example.com', 'http://localhost:*', 'https://*-*-*.vercel.app']);
@@ -64,5 +64,29 @@ describe('origin patterns', () => {
     });
     expect(corsHeaders('https://evil.test', m, true)).toEqual({});
     expect(corsHeaders(undefined, m, true)).toEqual({});
+  });
+});
+
+describe('exactOriginMatcher (CSRF proof for the Dashboard logout)', () => {
+  const trusted = exactOriginMatcher(['https://dashboard.example.com', 'https://*.preview.example.com', '*']);
+  it.each([
+    ['https://dashboard.example.com', true],
+    ['HTTPS://DASHBOARD.EXAMPLE.COM', true],
+    // Only origins listed one by one: a wildcard match is not enough.
+    ['https://a.preview.example.com', false],
+    ['https://evil.example.com', false],
+    ['https://dashboard.example.com.evil.test', false],
+    ['https://dashboard.example.com:8443', false],
+    ['http://dashboard.example.com', false],
+    ['https://dashboard.example.com/', false],
+    ['null', false],
+    ['', false],
+    [undefined, false],
+  ])('%s → %s', (origin, expected) => {
+    expect(trusted(origin)).toBe(expected);
+  });
+  it('trusts nothing when nothing is listed exactly', () => {
+    expect(exactOriginMatcher(['*'])('https://dashboard.example.com')).toBe(false);
+    expect(exactOriginMatcher([])('https://dashboard.example.com')).toBe(false);
   });
 });
