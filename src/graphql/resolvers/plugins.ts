@@ -1,6 +1,6 @@
 /**
- * plugins, plugin, pluginUpdate, shop. Reading and changing plugin configuration requires
- * MANAGE_PLUGINS; secrets are masked on read (see src/plugins/configuration.ts).
+ * plugin, pluginUpdate, shop (the plugins list is in ./lists.ts). Reading and changing plugin
+ * configuration requires MANAGE_PLUGINS; secrets are masked on read (see src/plugins/configuration.ts).
  */
 import { PERMISSION_CODES } from '../../accounts/permissions.ts';
 import type { PluginView } from '../../plugins/manager.ts';
@@ -9,7 +9,6 @@ import type { Principal } from '../../accounts/principal.ts';
 import { OIDC_PLUGIN_KIND } from '../../plugins/openid-connect/settings.ts';
 import { requirePermission, type GraphQLContext } from '../context.ts';
 import { pluginErrors, toErrorItems } from '../results.ts';
-import { pageOf, type PageArgs } from '../pagination.ts';
 import { permissionView } from './users.ts';
 
 function auditBase(ctx: GraphQLContext, principal: Principal, pluginId: string) {
@@ -25,10 +24,6 @@ function auditBase(ctx: GraphQLContext, principal: Principal, pluginId: string) 
 export const pluginResolvers = {
   Query: {
     shop: () => ({}),
-    plugins: async (_: unknown, args: PageArgs, ctx: GraphQLContext) => {
-      await requirePermission(ctx, ['MANAGE_PLUGINS']);
-      return pageOf(await ctx.app.plugins.list(), args);
-    },
     plugin: async (_: unknown, args: { id: string }, ctx: GraphQLContext) => {
       await requirePermission(ctx, ['MANAGE_PLUGINS']);
       return (await ctx.app.plugins.get(args.id)) ?? null;

@@ -1,5 +1,5 @@
 /**
- * me, user, staffUsers, permissionGroups, and the User and Group types.
+ * me, user, and the User and Group types (the lists are in ./lists.ts).
  */
 import type { User } from '../../generated/prisma/client.ts';
 import type { AuthenticatedUser, Principal } from '../../accounts/principal.ts';
@@ -7,7 +7,6 @@ import { effectivePermissions, normalizeEmail } from '../../accounts/users.ts';
 import { PERMISSIONS, type PermissionCode } from '../../accounts/permissions.ts';
 import { parseGlobalIdOf, toGlobalId } from '../global-id.ts';
 import { requirePermission, type GraphQLContext } from '../context.ts';
-import { connection, pageWindow, checkPageArgs, type PageArgs } from '../pagination.ts';
 
 /**
  * A User as resolvers pass it around. `granted` is set when the user comes with the
@@ -59,23 +58,6 @@ export const userResolvers = {
       if (args.email) return prisma.user.findUnique({ where: { email: normalizeEmail(args.email) } });
       if (args.externalReference) return prisma.user.findUnique({ where: { externalReference: args.externalReference } });
       return null;
-    },
-    staffUsers: async (_: unknown, args: PageArgs, ctx: GraphQLContext) => {
-      await requirePermission(ctx, ['MANAGE_STAFF']);
-      checkPageArgs(args);
-      const where = { isStaff: true };
-      const total = await ctx.app.db.prisma.user.count({ where });
-      const window = pageWindow(args, total);
-      const nodes = await ctx.app.db.prisma.user.findMany({ where, orderBy: { email: 'asc' }, ...window });
-      return connection(nodes, window, total);
-    },
-    permissionGroups: async (_: unknown, args: PageArgs, ctx: GraphQLContext) => {
-      await requirePermission(ctx, ['MANAGE_STAFF']);
-      checkPageArgs(args);
-      const total = await ctx.app.db.prisma.permissionGroup.count();
-      const window = pageWindow(args, total);
-      const nodes = await ctx.app.db.prisma.permissionGroup.findMany({ orderBy: { name: 'asc' }, ...window });
-      return connection(nodes, window, total);
     },
   },
   User: {
