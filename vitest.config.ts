@@ -53,6 +53,9 @@ export default defineConfig(async () => {
                   ...shared,
                   name: 'postgresql',
                   include: ['test/e2e/**/*.test.ts', 'test/db/migrator.test.ts'],
+                  // These run the server the way a user does (compiled; the demo), on the embedded
+                  // database whatever the project: once is enough.
+                  exclude: ['test/e2e/start-compiled.test.ts', 'test/e2e/browser-demo.test.ts'],
                   env: { TEST_DATABASE_URL: POSTGRES_URL },
                 },
               },

@@ -36,6 +36,8 @@ export interface ServerProcessOptions {
   database?: TestDatabase;
   /** How long to wait for "server listening" (ms). */
   startTimeoutMs?: number;
+  /** Node arguments that start the server; default: the sources through tsx (`--import tsx src/main.ts serve`). */
+  command?: string[];
 }
 
 export interface ServerProcess {
@@ -103,7 +105,7 @@ export async function startServerProcess(options: ServerProcessOptions = {}): Pr
     if (ownDataDir) rmSync(dataDir, { recursive: true, force: true });
   };
 
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
+  const child = spawn(process.execPath, options.command ?? ['--import', 'tsx', 'src/main.ts', 'serve'], {
     cwd: REPO_ROOT,
     env: childEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
