@@ -164,5 +164,6 @@ describe('introspection', () => {
     } finally {
       await allowed.close();
     }
-  });
+    // Two servers start here, each on a fresh database: allow for a loaded machine.
+  }, 120_000);
 });
