@@ -4,6 +4,7 @@
  * as an operator would) and logs a user in for real, returning our access token.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startIdp, type TestIdp } from '../test/helpers/idp.ts';
 
@@ -83,13 +84,67 @@ export async function configureAndLogIn(idp: TestIdp, url: string, env: Record<s
   }).map(([name, value]) => ({ name, value }));
   const upd = await gql('mutation($i: PluginUpdateInput!) { pluginUpdate(id: "mirumee.authentication.openidconnect", input: $i) { errors { field message } } }', { i: { active: true, configuration } }, admin);
   if (upd.data?.pluginUpdate?.errors?.length !== 0) throw new Error(JSON.stringify(upd));
-  const auth = await gql('mutation($p: String!, $i: JSONString!) { externalAuthenticationUrl(pluginId: $p, input: $i) { authenticationData } }', { p: PLUGIN, i: JSON.stringify({ redirectUri: REDIRECT }) });
-  const authorized = await idp.authorize(JSON.parse(auth.data.externalAuthenticationUrl.authenticationData).authorizationUrl, { login: 'alice' });
-  const login = await gql('mutation($p: String!, $i: JSONString!) { externalObtainAccessTokens(pluginId: $p, input: $i) { token errors { message } } }', {
-    p: PLUGIN,
+  return logIn(idp, url, PLUGIN, 'alice');
+}
+
+async function gqlAt(url: string, query: string, variables: object): Promise<any> {
+  const r = await fetch(`${url}/graphql/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+  return r.json();
+}
+
+/** Logs `login` (an account of `idp`) in through connection `pluginId`; returns our access token. */
+export async function logIn(idp: TestIdp, url: string, pluginId: string, login: string): Promise<string> {
+  const auth = await gqlAt(url, 'mutation($p: String!, $i: JSONString!) { externalAuthenticationUrl(pluginId: $p, input: $i) { authenticationData } }', { p: pluginId, i: JSON.stringify({ redirectUri: REDIRECT }) });
+  const authorized = await idp.authorize(JSON.parse(auth.data.externalAuthenticationUrl.authenticationData).authorizationUrl, { login });
+  const result = await gqlAt(url, 'mutation($p: String!, $i: JSONString!) { externalObtainAccessTokens(pluginId: $p, input: $i) { token errors { message } } }', {
+    p: pluginId,
     i: JSON.stringify({ code: authorized.code, state: authorized.state }),
   });
-  const token: string = login.data.externalObtainAccessTokens.token;
-  if (!token) throw new Error(JSON.stringify(login));
+  const token: string = result.data.externalObtainAccessTokens.token;
+  if (!token) throw new Error(JSON.stringify(result));
   return token;
 }
+
+/** A provider's discovery document (the endpoints an operator would copy into the settings). */
+export async function providerMetadata(issuer: string): Promise<Record<string, string>> {
+  const res = await fetch(`${issuer}/.well-known/openid-configuration`);
+  if (!res.ok) throw new Error(`discovery of ${issuer}: HTTP ${res.status}`);
+  return (await res.json()) as Record<string, string>;
+}
+
+/**
+ * A PLUGINS_CONFIG_FILE entry for a second OIDC connection `id` to `idp` with every endpoint set
+ * explicitly (authorization, token, JWKS, userinfo, introspection), the same audience and scope
+ * permissions as the connection configureAndLogIn sets up through discovery.
+ */
+export async function explicitConnectionEntry(id: string, idp: TestIdp): Promise<object> {
+  const m = await providerMetadata(idp.issuer);
+  return {
+    id,
+    kind: 'openid-connect',
+    name: 'Bench (explicit endpoints)',
+    active: true,
+    configuration: {
+      issuer_url: idp.issuer,
+      client_id: 'storefront',
+      client_secret: 'storefront-secret',
+      allowed_redirect_uris: REDIRECT,
+      audience: AUDIENCE,
+      use_oauth_scope_permissions: 'true',
+      oauth_authorization_url: m['authorization_endpoint'],
+      oauth_token_url: m['token_endpoint'],
+      json_web_key_set_url: m['jwks_uri'],
+      user_info_url: m['userinfo_endpoint'],
+      introspection_url: m['introspection_endpoint'],
+    },
+  };
+}
+
+/** CPU time (user + system, all threads) a process has used so far, in ms (Linux /proc). */
+export function cpuMs(pid: number): number {
+  // Fields after the command name (which may hold spaces): utime is the 14th field, stime the 15th.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = 100;

@@ -31,28 +31,149 @@ export function describeError(error: unknown): LogFields {
   return { errorMessage: String(error) };
 }
 
-export function createLogger(
-  level: LogLevel = 'info',
-  base: LogFields = {},
-  write: (line: string) => void = (line) => process.stdout.write(line),
-): Logger {
-  const min = RANK[level];
-  const emit = (lvl: LogLevel, message: string, fields?: LogFields) => {
-    if (RANK[lvl] < min) return;
-    const record = { level: lvl, time: new Date().toISOString(), message, ...base, ...fields };
+/** BigInt values (Prisma ids, counts) as strings; only used when a line has one. */
+const bigintReplacer = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : v);
+
+/**
+ * `new Date().toISOString()` without a Date per line: the part up to the second is formatted
+ * once per second, the milliseconds appended (years 0 to 9999, as toISOString writes them).
+ */
+let lastMs = -1;
+let lastIso = '';
+let lastSecond = -1;
+let secondPrefix = '';
+function isoNow(): string {
+  const now = Date.now();
+  if (now === lastMs) return lastIso;
+  const ms = now % 1000;
+  const second = now - ms;
+  if (second !== lastSecond) {
+    lastSecond = second;
+    secondPrefix = new Date(second).toISOString().slice(0, 20);
+  }
+  lastMs = now;
+  lastIso = `${secondPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
+  return lastIso;
+}
+
+const RESERVED = new Set(['level', 'time', 'message']);
+/** Whether `fields` names a key of `base` or a reserved one (then the line is built the slow way). */
+function collides(fields: LogFields, base: LogFields): boolean {
+  for (const k in fields) if (RESERVED.has(k) || Object.hasOwn(base, k)) return true;
+  return false;
+}
+
+/**
+ * Lines for process.stdout, written once per turn of the event loop (one write call for all the
+ * lines of that turn rather than one per line: a write to a pipe or file is a system call), and
+ * at once when 64 KB are waiting or the process exits. Lines are written in order; a process
+ * killed outright (SIGKILL, out of memory) loses at most the lines of its last turn.
+ */
+let pending = '';
+let flushScheduled = false;
+let exitHookInstalled = false;
+function flushStdout(): void {
+  flushScheduled = false;
+  if (pending === '') return;
+  const out = pending;
+  pending = '';
+  process.stdout.write(out);
+}
+function writeStdout(line: string): void {
+  pending += line;
+  if (pending.length >= 64 * 1024) {
+    flushStdout();
+    return;
+  }
+  if (flushScheduled) return;
+  flushScheduled = true;
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', flushStdout);
+  }
+  setImmediate(flushStdout);
+}
+
+class JsonLogger implements Logger {
+  /** `base` serialised without its braces (`"a":1,"b":2`), once; null: not serialisable that way. */
+  private baseJson: string | null | undefined;
+
+  constructor(
+    private readonly min: number,
+    private readonly base: LogFields,
+    private readonly write: (line: string) => void,
+  ) {}
+
+  private emit(lvl: LogLevel, message: string, fields?: LogFields): void {
+    this.write(this.fastLine(lvl, message, fields) ?? this.line(lvl, message, fields));
+  }
+
+  /**
+   * The line as `line` writes it, from strings: base serialised once per logger, the fields once
+   * per line, no merged record. Undefined when that could differ from `line` (a field that names
+   * a base or reserved key, so that it would replace it in place; something JSON.stringify
+   * refuses, such as a BigInt).
+   */
+  private fastLine(lvl: LogLevel, message: string, fields: LogFields | undefined): string | undefined {
+    if (this.baseJson === undefined) {
+      let json: string | null = null;
+      try {
+        const whole = collides(this.base, {}) ? undefined : JSON.stringify(this.base);
+        if (whole !== undefined && whole[0] === '{') json = whole.slice(1, -1);
+      } catch {
+        json = null;
+      }
+      this.baseJson = json;
+    }
+    if (this.baseJson === null || (fields && collides(fields, this.base))) return undefined;
+    let fieldsJson = '';
+    if (fields) {
+      try {
+        fieldsJson = JSON.stringify(fields);
+      } catch {
+        return undefined;
+      }
+      // A toJSON of the fields' own may turn them into something other than an object.
+      if (fieldsJson === undefined || fieldsJson[0] !== '{') return undefined;
+      fieldsJson = fieldsJson.slice(1, -1);
+    }
+    const rest = this.baseJson && fieldsJson ? `${this.baseJson},${fieldsJson}` : this.baseJson || fieldsJson;
+    return `{"level":"${lvl}","time":"${isoNow()}","message":${JSON.stringify(message)}${rest ? `,${rest}` : ''}}\n`;
+  }
+
+  private line(lvl: LogLevel, message: string, fields?: LogFields): string {
+    const record = { level: lvl, time: isoNow(), message, ...this.base, ...fields };
     let line: string;
     try {
-      line = JSON.stringify(record, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+      line = JSON.stringify(record, bigintReplacer);
     } catch {
       line = JSON.stringify({ level: lvl, time: record.time, message, note: 'unserialisable fields' });
     }
-    write(line + '\n');
-  };
-  return {
-    debug: (m, f) => emit('debug', m, f),
-    info: (m, f) => emit('info', m, f),
-    warn: (m, f) => emit('warn', m, f),
-    error: (m, f) => emit('error', m, f),
-    child: (fields) => createLogger(level, { ...base, ...fields }, write),
-  };
+    return line + '\n';
+  }
+
+  debug(message: string, fields?: LogFields): void {
+    if (this.min <= RANK.debug) this.emit('debug', message, fields);
+  }
+  info(message: string, fields?: LogFields): void {
+    if (this.min <= RANK.info) this.emit('info', message, fields);
+  }
+  warn(message: string, fields?: LogFields): void {
+    if (this.min <= RANK.warn) this.emit('warn', message, fields);
+  }
+  error(message: string, fields?: LogFields): void {
+    if (this.min <= RANK.error) this.emit('error', message, fields);
+  }
+  child(fields: LogFields): Logger {
+    return new JsonLogger(this.min, { ...this.base, ...fields }, this.write);
+  }
+}
+
+/**
+ * A logger writing one JSON object per line: `level`, `time`, `message`, then `base`, then the
+ * call's fields (later keys win). Without `write`, lines go to stdout (batched per event-loop
+ * turn, see writeStdout).
+ */
+export function createLogger(level: LogLevel = 'info', base: LogFields = {}, write: (line: string) => void = writeStdout): Logger {
+  return new JsonLogger(RANK[level], base, write);
 }

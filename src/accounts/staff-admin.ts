@@ -89,8 +89,9 @@ export async function loadWorld(tx: Tx, requester: Requester, extraUserIds: read
 }
 
 /** Ends every live session of a user. Alone, so that the session service can take it over. */
-export async function endUserSessions(db: Tx, userId: number, reason: string): Promise<void> {
-  await db.session.updateMany({ where: { userId, revokedAt: null }, data: { revokedAt: new Date(), revokedReason: reason } });
+export async function endUserSessions(db: Tx, userId: number, reason: string): Promise<string[]> {
+  const ended = await db.session.updateManyAndReturn({ where: { userId, revokedAt: null }, data: { revokedAt: new Date(), revokedReason: reason }, select: { id: true } });
+  return ended.map((s) => s.id);
 }
 
 function groupRefs(world: World, requester: Requester, raw: readonly string[] | null | undefined, field: string) {
@@ -216,6 +217,14 @@ export interface StaffChange {
   affectedUserIds: number[];
   /** For the audit trail (names, ids, codes). */
   detail: Record<string, unknown>;
+  /** Sessions the change ended (a deactivation), to be announced once it is committed. */
+  endedSessions?: EndedSessions;
+}
+
+/** Sessions a transaction revoked, and why. */
+export interface EndedSessions {
+  ids: string[];
+  reason: string;
 }
 
 const isUniqueViolation = (e: unknown) => (e as { code?: string } | null)?.code === 'P2002';
@@ -296,7 +305,7 @@ export async function updateStaff(prisma: Prisma, principal: Requester, userId: 
       },
     });
     await changeMemberships(tx, id, plan.addGroups, plan.removeGroups);
-    if (deactivated) await endUserSessions(tx, id, 'user-deactivated');
+    const endedSessions = { ids: deactivated ? await endUserSessions(tx, id, 'user-deactivated') : [], reason: 'user-deactivated' };
     const detail = {
       changed: Object.keys(input).filter((k) => input[k as keyof StaffUpdateInput] != null),
       isActive: user.isActive,
@@ -304,7 +313,7 @@ export async function updateStaff(prisma: Prisma, principal: Requester, userId: 
       addGroups: plan.addGroups,
       removeGroups: plan.removeGroups,
     };
-    return { user, affectedUserIds: [id], detail };
+    return { user, affectedUserIds: [id], detail, endedSessions };
   }).catch(emailRace);
 }
 

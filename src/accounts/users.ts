@@ -57,13 +57,16 @@ export async function upsertStaffUser(
 /**
  * Invalidates every token of the user (Saleor's tokensDeactivateAll): a new token key kills
  * the access tokens, and revoking the sessions kills the refresh tokens. One transaction.
+ * Returns the ids of the sessions it ended (for SessionService.announceRevoked).
  */
-export async function deactivateAllTokens(prisma: Prisma, userId: number): Promise<void> {
-  await prisma.$transaction([
-    prisma.user.update({ where: { id: userId }, data: { tokenKey: newTokenKey() } }),
-    prisma.session.updateMany({
+export async function deactivateAllTokens(prisma: Prisma, userId: number): Promise<string[]> {
+  const [, ended] = await prisma.$transaction([
+    prisma.user.update({ where: { id: userId }, data: { tokenKey: newTokenKey() }, select: { id: true } }),
+    prisma.session.updateManyAndReturn({
       where: { userId, revokedAt: null },
       data: { revokedAt: new Date(), revokedReason: 'tokens-deactivated' },
+      select: { id: true },
     }),
   ]);
+  return ended.map((s) => s.id);
 }

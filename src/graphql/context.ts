@@ -38,6 +38,18 @@ export interface AppServices {
   connectionKeys: ConnectionKeyStore;
 }
 
+/** An operation that ran without our Apollo hooks: the HTTP layer reports its response. */
+export interface AnsweredWithoutHooks {
+  answered(status: number, body: string | undefined): void;
+}
+
+/** What the GraphQL layer learns of a request, for the HTTP layer (log line, metrics). */
+export interface RequestMeta {
+  operationName?: string;
+  /** Set when the operation ran without our hooks (graphql/server.ts requestPlugin). */
+  answered?: AnsweredWithoutHooks;
+}
+
 export interface GraphQLContext {
   app: AppServices;
   req: RequestInfo;
@@ -60,36 +72,61 @@ export interface GraphQLContext {
    * Filled in once the operation is known, for the request log line. An object, because
    * Apollo hands resolvers a shallow copy of the context.
    */
-  meta: { operationName?: string };
+  meta: RequestMeta;
+}
+
+/**
+ * The context of one request. A class rather than an object of closures: nothing to allocate
+ * per method per request, and Apollo's per-operation shallow copy has little to copy. What
+ * changes during the request (the verdict, the operation name) lives in objects that the copy
+ * shares with the original, so the HTTP layer's log line sees what the resolvers learnt.
+ * (No #private fields: a shallow copy would not carry them.)
+ */
+class RequestContext implements GraphQLContext {
+  readonly meta: RequestMeta = {};
+  /** known: the verdict once known (null without a token); pending: the validation in flight. */
+  private readonly auth: { known: Verdict | undefined; pending: Promise<Verdict> | undefined };
+
+  constructor(
+    readonly app: AppServices,
+    readonly req: RequestInfo,
+    readonly token: string | undefined,
+  ) {
+    this.auth = { known: token ? undefined : null, pending: undefined };
+  }
+
+  private verdictNow(): Verdict | undefined {
+    const auth = this.auth;
+    if (auth.known !== undefined || !this.token) return auth.known;
+    return (auth.known = this.app.authenticator.cached(this.token));
+  }
+
+  principalNow(): Principal | null | undefined {
+    const now = this.verdictNow();
+    return now === undefined ? undefined : principalOf(now);
+  }
+
+  principalSeen(): Principal | null | undefined {
+    const now = this.verdictNow();
+    return now === EXPIRED ? null : now;
+  }
+
+  principal(): Promise<Principal | null> {
+    const now = this.verdictNow();
+    if (now !== undefined) return now === EXPIRED ? Promise.reject(expiredSignature()) : Promise.resolve(now);
+    const auth = this.auth;
+    auth.pending ??= this.app.authenticator.authenticate(this.token!, this.req).then((v) => (auth.known = v));
+    return auth.pending.then(principalOf);
+  }
+}
+
+function principalOf(verdict: Verdict): Principal | null {
+  if (verdict === EXPIRED) throw expiredSignature();
+  return verdict;
 }
 
 export function createContext(app: AppServices, req: RequestInfo, token: string | undefined): GraphQLContext {
-  let known: Verdict | undefined = token ? undefined : null;
-  let pending: Promise<Verdict> | undefined;
-  const verdictNow = () => (known !== undefined || !token ? known : (known = app.authenticator.cached(token)));
-  const principalOf = (verdict: Verdict): Principal | null => {
-    if (verdict === EXPIRED) throw expiredSignature();
-    return verdict;
-  };
-  return {
-    app,
-    req,
-    token,
-    meta: {},
-    principalNow: () => {
-      const now = verdictNow();
-      return now === undefined ? undefined : principalOf(now);
-    },
-    principalSeen: () => {
-      const now = verdictNow();
-      return now === EXPIRED ? null : now;
-    },
-    principal: () => {
-      const now = verdictNow();
-      if (now !== undefined) return now === EXPIRED ? Promise.reject(expiredSignature()) : Promise.resolve(now);
-      return (pending ??= app.authenticator.authenticate(token!, req).then((v) => (known = v))).then(principalOf);
-    },
-  };
+  return new RequestContext(app, req, token);
 }
 
 /**

@@ -61,9 +61,12 @@ export function exactOriginMatcher(patterns: readonly string[]): (origin: string
   return (origin) => origin !== undefined && exact.size > 0 && isSerializedOrigin(origin) && exact.has(origin.toLowerCase());
 }
 
-/** The CORS headers for a response to `origin` (empty when it is not allowed). */
-export function corsHeaders(origin: string | undefined, allowed: (origin: string) => boolean, preflight: boolean): Record<string, string> {
-  if (!origin || !allowed(origin)) return {};
+/** No CORS headers (one shared, frozen object: most requests have no Origin). */
+const NONE: Readonly<Record<string, string>> = Object.freeze({});
+
+/** The CORS headers for a response to `origin` (none when it is not allowed). */
+export function corsHeaders(origin: string | undefined, allowed: (origin: string) => boolean, preflight: boolean): Readonly<Record<string, string>> {
+  if (!origin || !allowed(origin)) return NONE;
   const headers: Record<string, string> = {
     'access-control-allow-origin': origin,
     'access-control-allow-credentials': 'true',

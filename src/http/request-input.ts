@@ -21,6 +21,55 @@ class BodyAborted extends Error {}
 
 const DISCARD_FACTOR = 8;
 
+/** What readBody keeps on the request it reads (one object; the listeners are shared). */
+interface BodyRead {
+  chunks: Buffer[];
+  size: number;
+  limit: number;
+  settled: boolean;
+  resolve: (body: string) => void;
+  reject: (e: Error) => void;
+}
+const BODY_READ = Symbol('bodyRead');
+type Reading = IncomingMessage & { [BODY_READ]?: BodyRead };
+
+function failRead(req: Reading, e: Error): void {
+  const read = req[BODY_READ];
+  if (!read || read.settled) return;
+  read.settled = true;
+  read.reject(e);
+}
+
+// The listeners, shared by every request (each finds its state on the request itself): no
+// closures to make per request.
+function onBodyData(this: Reading, chunk: Buffer): void {
+  const read = this[BODY_READ]!;
+  if (read.settled) return;
+  read.size += chunk.length;
+  if (read.size > read.limit) {
+    failRead(this, new BodyTooLarge(true));
+    this.removeAllListeners('data');
+    this.resume();
+    return;
+  }
+  read.chunks.push(chunk);
+}
+function onBodyEnd(this: Reading): void {
+  const read = this[BODY_READ]!;
+  if (read.settled) return;
+  read.settled = true;
+  read.resolve(read.chunks.length === 1 ? read.chunks[0]!.toString('utf8') : Buffer.concat(read.chunks).toString('utf8'));
+}
+function onBodyError(this: Reading, e: Error): void {
+  failRead(this, e);
+}
+// A client that goes away mid-body (or is cut off by the request timeout) must not leave the
+// promise pending forever. ('close' comes after every request, also complete ones: the error,
+// and its stack trace, only when it is needed.)
+function onBodyClose(this: Reading): void {
+  if (!this[BODY_READ]!.settled) failRead(this, new BodyAborted('request closed before its body was complete'));
+}
+
 export function readBody(req: IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
@@ -28,42 +77,30 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string> {
       reject(new BodyTooLarge(declared > limit * DISCARD_FACTOR));
       return;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let settled = false;
-    const fail = (e: Error) => {
-      if (settled) return;
-      settled = true;
-      reject(e);
-    };
-    req.on('data', (chunk: Buffer) => {
-      if (settled) return;
-      size += chunk.length;
-      if (size > limit) {
-        fail(new BodyTooLarge(true));
-        req.removeAllListeners('data');
-        req.resume();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (settled) return;
-      settled = true;
-      resolve(Buffer.concat(chunks).toString('utf8'));
-    });
-    req.on('error', (e) => fail(e));
-    // A client that goes away mid-body (or is cut off by the request timeout) must not leave
-    // this promise pending forever.
-    req.on('close', () => fail(new BodyAborted('request closed before its body was complete')));
+    (req as Reading)[BODY_READ] = { chunks: [], size: 0, limit, settled: false, resolve, reject };
+    req.on('data', onBodyData);
+    req.on('end', onBodyEnd);
+    req.on('error', onBodyError);
+    req.on('close', onBodyClose);
   });
 }
 
-/** The request's target as a URL, or null when it is not one we can serve (400). */
-export function parseTarget(raw: string | undefined): URL | null {
+/** What we use of a request's target: its path and its query (`?…`, or empty), as URL has them. */
+export interface RequestTarget {
+  pathname: string;
+  search: string;
+}
+
+/** A path URL would give back unchanged: no query, fragment, escapes, dot segments or backslashes. */
+const PLAIN_PATH = /^[A-Za-z0-9_\-/]+$/;
+
+/** The request's target, or null when it is not one we can serve (400). */
+export function parseTarget(raw: string | undefined): RequestTarget | null {
   // origin-form only (RFC 9112 section 3.2.1); `//x` would be read as a host, `*` and
   // absolute-form are for proxies.
   if (!raw || raw[0] !== '/' || raw[1] === '/') return null;
+  // The usual case (`/graphql/`) without a URL parser.
+  if (PLAIN_PATH.test(raw)) return { pathname: raw, search: '' };
   try {
     return new URL(raw, 'http://localhost');
   } catch {

@@ -39,14 +39,26 @@ import { clientAddress } from './client-address.ts';
 import { METRICS_PATH, answerMetrics, routeLabel } from '../metrics/http.ts';
 import type { Drain } from './drain.ts';
 import type { Duplex } from 'node:stream';
-import { BodyTooLarge, answerClientError, parseTarget, readBody, type PendingExchange } from './request-input.ts';
+import { BodyTooLarge, answerClientError, parseTarget, readBody, type PendingExchange, type RequestTarget } from './request-input.ts';
 import { OIDC_PLUGIN_KIND } from '../plugins/openid-connect/settings.ts';
 import { UnknownConnectionError } from '../plugins/openid-connect/client-keys.ts';
 
 const REQUEST_ID_SHAPE = /^[\w.:-]{1,128}$/;
 
+/**
+ * The request headers Apollo Server reads (body parsing, response negotiation, CSRF prevention
+ * with its default header list); nothing of ours reads headers through Apollo (resolvers get
+ * them from the context). Copying only these spares every request a copy of all its headers.
+ */
+const APOLLO_REQUEST_HEADERS = ['content-type', 'accept', 'x-apollo-operation-name', 'apollo-require-preflight'] as const;
+
+/**
+ * writeHead() fixes the headers before the body is known: without a Content-Length, Node would
+ * send the body chunked (more bytes, more work for both ends). Every complete body states its
+ * length.
+ */
 function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers, 'content-length': String(Buffer.byteLength(body)) });
   res.end(body);
 }
 
@@ -56,7 +68,36 @@ export interface ServingOptions {
   rateLimiter: RequestRateLimiter;
 }
 
-type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+/** `id`: the request id (X-Request-Id), echoed on every response. */
+type Handler = (req: IncomingMessage, res: ServerResponse, id: string) => Promise<void>;
+
+/**
+ * What services get to know of a request (RequestInfo). A class: its methods and the lazy
+ * logger are on the prototype, so a request makes no closures for them.
+ */
+class HttpRequestInfo implements RequestInfo {
+  private requestLog: Logger | undefined;
+
+  constructor(
+    readonly requestId: string,
+    readonly ip: string | undefined,
+    readonly userAgent: string | undefined,
+    readonly cookies: Readonly<Record<string, string>>,
+    readonly trustedOrigin: boolean,
+    /** Set-Cookie headers for the response. */
+    readonly setCookies: string[],
+    private readonly rootLog: Logger,
+  ) {}
+
+  setCookie(header: string): void {
+    this.setCookies.push(header);
+  }
+
+  /** The request's logger (its lines carry the request id), made when something logs. */
+  get log(): Logger {
+    return (this.requestLog ??= this.rootLog.child({ requestId: this.requestId }));
+  }
+}
 
 /** The request log's name for who a request was authenticated as. */
 function principalLabel(principal: Principal | null | undefined): string | undefined {
@@ -70,11 +111,9 @@ function requestId(req: IncomingMessage): string {
 }
 
 /** Answers while the services are not there yet. */
-function startingHandler(log: Logger, drain: Drain): Handler {
-  return async (req, res) => {
-    const id = requestId(req);
+function startingHandler(log: Logger): Handler {
+  return async (req, res, id) => {
     res.setHeader('x-request-id', id);
-    drain.track(res, req);
     const path = parseTarget(req.url)?.pathname;
     const status = 503;
     // /healthz too: deployment scripts take its 200 to mean "serving" (it is, once started).
@@ -84,6 +123,9 @@ function startingHandler(log: Logger, drain: Drain): Handler {
   };
 }
 
+const PENDING = Symbol('pendingResponse');
+type PendingSlot = Duplex & { [PENDING]?: ServerResponse | undefined };
+
 export interface HttpServer {
   server: http.Server;
   /** From now on requests are served with these services. */
@@ -91,10 +133,15 @@ export interface HttpServer {
 }
 
 export function createHttpServer(limits: HttpLimits, log: Logger, drain: Drain): HttpServer {
-  let handler: Handler = startingHandler(log, drain);
+  let handler: Handler = startingHandler(log);
   // The request each socket is being answered for, so that bad bytes after it (a pipelined
   // request the parser refuses) are answered after it, not in the middle of it.
-  const pending = new WeakMap<Duplex, PendingExchange>();
+  // Kept on the socket itself (a WeakMap would cost a hash-table update per request).
+  const pendingOf = (socket: Duplex) => (socket as PendingSlot)[PENDING];
+  const settled = (res: ServerResponse) => {
+    const socket = res.req.socket as PendingSlot;
+    if (socket[PENDING] === res) socket[PENDING] = undefined;
+  };
   const server = http.createServer(
     {
       maxHeaderSize: limits.maxHeaderBytes,
@@ -106,20 +153,23 @@ export function createHttpServer(limits: HttpLimits, log: Logger, drain: Drain):
       connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
     },
     (req, res) => {
-      pending.set(req.socket, { req, res });
-      res.once('close', () => {
-        if (pending.get(req.socket)?.res === res) pending.delete(req.socket);
-      });
-      handler(req, res).catch((e: unknown) => {
+      (req.socket as PendingSlot)[PENDING] = res;
+      drain.track(res, req, settled);
+      const id = requestId(req);
+      handler(req, res, id).catch((e: unknown) => {
         // The handler answers its own errors; this is the last line of defence.
         log.error('request handler escaped its error boundary', describeError(e));
-        if (!res.headersSent) send(res, 500, JSON.stringify({ errors: [{ message: 'Internal Server Error' }] }), { connection: 'close' });
+        if (!res.headersSent) send(res, 500, JSON.stringify({ errors: [{ message: 'Internal Server Error' }] }), { connection: 'close', 'x-request-id': id });
         else res.destroy();
       });
     },
   );
   server.maxHeadersCount = limits.maxHeadersCount;
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => answerClientError(err, socket, log, pending.get(socket)));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    const res = pendingOf(socket);
+    const exchange: PendingExchange | undefined = res && { req: res.req, res };
+    answerClientError(err, socket, log, exchange);
+  });
   return {
     server,
     serve(options) {
@@ -135,11 +185,11 @@ function requestHandler({ app, graphql, log, rateLimiter, drain }: ServingOption
   async function handleGraphQL(
     req: IncomingMessage,
     res: ServerResponse,
-    url: URL,
-    info: RequestInfo,
-    setCookies: string[],
-    cors: Record<string, string>,
+    url: RequestTarget,
+    info: HttpRequestInfo,
+    cors: Readonly<Record<string, string>>,
     ctxOut: { ctx?: GraphQLContext },
+    id: string,
   ): Promise<number> {
     let body: unknown = undefined;
     if (req.method === 'POST') {
@@ -148,7 +198,7 @@ function requestHandler({ app, graphql, log, rateLimiter, drain }: ServingOption
         raw = await readBody(req, app.config.maxRequestBodyBytes);
       } catch (e) {
         if (e instanceof BodyTooLarge) {
-          send(res, 413, JSON.stringify({ errors: [{ message: 'Request body too large.' }] }), { ...cors, ...(e.closeConnection ? { connection: 'close' } : {}) });
+          send(res, 413, JSON.stringify({ errors: [{ message: 'Request body too large.' }] }), { 'x-request-id': id, ...cors, ...(e.closeConnection ? { connection: 'close' } : {}) });
           return 413;
         }
         // The client went away (or was cut off by the request timeout): nobody to answer.
@@ -160,7 +210,7 @@ function requestHandler({ app, graphql, log, rateLimiter, drain }: ServingOption
         try {
           body = raw === '' ? undefined : JSON.parse(raw);
         } catch {
-          send(res, 400, JSON.stringify({ errors: [{ message: 'Request body is not valid JSON.' }] }), cors);
+          send(res, 400, JSON.stringify({ errors: [{ message: 'Request body is not valid JSON.' }] }), { 'x-request-id': id, ...cors });
           return 400;
         }
       } else {
@@ -168,8 +218,9 @@ function requestHandler({ app, graphql, log, rateLimiter, drain }: ServingOption
       }
     }
     const headers = new HeaderMap();
-    for (const [k, v] of Object.entries(req.headers)) {
-      if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+    for (const name of APOLLO_REQUEST_HEADERS) {
+      const v = req.headers[name];
+      if (v !== undefined) headers.set(name, Array.isArray(v) ? v.join(', ') : v);
     }
     const ctx = createContext(app, info, tokenFromHeaders(req.headers));
     ctxOut.ctx = ctx;
@@ -177,26 +228,31 @@ function requestHandler({ app, graphql, log, rateLimiter, drain }: ServingOption
       httpGraphQLRequest: { method: req.method ?? 'GET', headers, search: url.search, body },
       context: async () => ctx,
     });
-    const outHeaders: Record<string, string | string[]> = { ...cors };
+    // The request id goes with the other headers in writeHead (no setHeader before it: Node
+    // then takes the object as it is instead of checking and copying each header again).
+    const outHeaders: Record<string, string | string[]> = { 'x-request-id': id, ...cors };
     for (const [k, v] of result.headers) outHeaders[k] = v;
-    if (setCookies.length) outHeaders['set-cookie'] = setCookies;
+    if (info.setCookies.length) outHeaders['set-cookie'] = info.setCookies;
     const status = result.status ?? 200;
-    res.writeHead(status, outHeaders);
     if (result.body.kind === 'complete') {
-      res.end(result.body.string);
+      const text = result.body.string;
+      outHeaders['content-length'] = String(Buffer.byteLength(text));
+      res.writeHead(status, outHeaders);
+      res.end(text);
+      ctx.meta.answered?.answered(status, text);
     } else {
+      ctx.meta.answered?.answered(status, undefined);
+      res.writeHead(status, outHeaders);
       for await (const chunk of result.body.asyncIterator) res.write(chunk);
       res.end();
     }
     return status;
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = process.hrtime.bigint();
-    const id = requestId(req);
-    res.setHeader('x-request-id', id);
-    drain.track(res, req);
-    const reqLog = log.child({ requestId: id });
+  async function handle(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
+    const started = performance.now();
+    let info: HttpRequestInfo | undefined;
+    const requestLog = () => info?.log ?? log.child({ requestId: id });
     const ctxOut: { ctx?: GraphQLContext } = {};
     let status = 500;
     let path: string | undefined;
@@ -205,34 +261,29 @@ function requestHandler({ app, graphql, log, rateLimiter, drain }: ServingOption
       const url = parseTarget(req.url);
       if (!url) {
         status = 400;
-        send(res, 400, JSON.stringify({ errors: [{ message: 'Malformed request target.' }] }), { connection: 'close' });
+        send(res, 400, JSON.stringify({ errors: [{ message: 'Malformed request target.' }] }), { connection: 'close', 'x-request-id': id });
         return;
       }
       path = url.pathname;
-      const setCookies: string[] = [];
       ip = clientAddress(req, app.config.trustProxy);
-      const info: RequestInfo = {
-        requestId: id,
-        ip,
-        userAgent: req.headers['user-agent'],
-        cookies: parseCookies(req.headers.cookie),
-        trustedOrigin: trustedOrigin(req.headers.origin),
-        setCookie: (c) => setCookies.push(c),
-        log: reqLog,
-      };
+      info = new HttpRequestInfo(id, ip, req.headers['user-agent'], parseCookies(req.headers.cookie), trustedOrigin(req.headers.origin), [], log);
       if (path === '/graphql/' || path === '/graphql') {
+        // The GraphQL answers carry the request id in their writeHead (see handleGraphQL).
         const cors = corsHeaders(req.headers.origin, allowedOrigin, req.method === 'OPTIONS');
         if (req.method === 'OPTIONS') {
           status = 204;
-          res.writeHead(204, cors);
+          res.writeHead(204, { 'x-request-id': id, ...cors });
           res.end();
         } else if (req.method === 'POST' || req.method === 'GET') {
-          status = await handleGraphQL(req, res, url, info, setCookies, cors, ctxOut);
+          status = await handleGraphQL(req, res, url, info, cors, ctxOut, id);
         } else {
           status = 405;
-          send(res, 405, JSON.stringify({ errors: [{ message: 'Method not allowed.' }] }), { ...cors, allow: 'POST, GET, OPTIONS' });
+          send(res, 405, JSON.stringify({ errors: [{ message: 'Method not allowed.' }] }), { 'x-request-id': id, ...cors, allow: 'POST, GET, OPTIONS' });
         }
-      } else if (path === METRICS_PATH && (req.method === 'GET' || req.method === 'HEAD')) {
+        return;
+      }
+      res.setHeader('x-request-id', id);
+      if (path === METRICS_PATH && (req.method === 'GET' || req.method === 'HEAD')) {
         status = await answerMetrics(req, res, app.metrics, app.config, false);
       } else if (path === '/healthz' && req.method === 'GET') {
         status = 200;
@@ -247,7 +298,7 @@ function requestHandler({ app, graphql, log, rateLimiter, drain }: ServingOption
           send(res, 200, '{"status":"ready"}', { 'cache-control': 'no-store' });
         } catch (e) {
           status = 503;
-          reqLog.warn('readiness check failed', describeError(e));
+          requestLog().warn('readiness check failed', describeError(e));
           send(res, 503, '{"status":"database unreachable"}', { 'cache-control': 'no-store' });
         }
       } else if (path === '/.well-known/jwks.json' && req.method === 'GET') {
@@ -284,17 +335,20 @@ function requestHandler({ app, graphql, log, rateLimiter, drain }: ServingOption
         send(res, 404, '{"error":"not found"}');
       }
     } catch (e) {
-      reqLog.error('request failed', describeError(e));
+      requestLog().error('request failed', describeError(e));
       if (!res.headersSent) {
         status = 500;
-        send(res, 500, JSON.stringify({ errors: [{ message: 'Internal Server Error' }] }));
+        send(res, 500, JSON.stringify({ errors: [{ message: 'Internal Server Error' }] }), { 'x-request-id': id });
       } else {
         res.destroy();
       }
     } finally {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const ms = performance.now() - started;
       app.metrics.httpRequest(routeLabel(path), req.method, status, ms / 1000);
-      reqLog.info('request', {
+      // The root logger with the id as the first field: the same line as the request's logger
+      // would write, without making one.
+      log.info('request', {
+        requestId: id,
         method: req.method,
         path,
         status,

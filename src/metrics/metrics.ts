@@ -82,7 +82,18 @@ class BoundedLabel {
     private readonly maxLength: number,
   ) {}
 
+  /** Answers already given, by raw value (an answer never changes: `seen` only grows); bounded. */
+  private readonly answers = new Map<string, string>();
+
   of(raw: string): string {
+    const known = this.answers.get(raw);
+    if (known !== undefined) return known;
+    const value = this.label(raw);
+    if (raw.length <= 256 && this.answers.size < this.max * 4) this.answers.set(raw, value);
+    return value;
+  }
+
+  private label(raw: string): string {
     const value = raw.replace(/[^\w.:/-]/g, '_').slice(0, this.maxLength);
     if (value === '') return CAPPED;
     if (this.seen.has(value)) return value;
@@ -121,6 +132,36 @@ export function revocationReason(reason: string): RevocationReason {
   return (REVOCATION_REASON_SET.has(slug) ? slug : OTHER) as RevocationReason;
 }
 
+/**
+ * A counter's label set and the increments not handed to prom-client yet. The hot paths (every
+ * request) only add to `n`; the counter takes the sum when it is read (its `collect`), so a
+ * request costs an addition, not prom-client's label hashing and checks.
+ */
+interface PendingCount<L> {
+  labels: L;
+  n: number;
+}
+
+/** The label sets of one HTTP request's two series. */
+interface HttpSeries {
+  count: PendingCount<{ route: string; method: string; status: string }>;
+  duration: { route: string; method: string };
+  /** Kept in httpSeriesByKey (its count is flushed from there); else counted at once. */
+  cached: boolean;
+}
+
+/** Hands the pending increments of `entries` to `counter`. */
+function flushPending<L extends string>(counter: Counter<L>, entries: Iterable<PendingCount<Partial<Record<L, string>>>>): void {
+  for (const e of entries) {
+    if (e.n === 0) continue;
+    const n = e.n;
+    e.n = 0;
+    counter.inc(e.labels, n);
+  }
+}
+/** Label sets kept per metric, at most (they are few; this only guards the cache). */
+const MAX_CACHED_SERIES = 2048;
+
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const PROVIDER_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -151,6 +192,10 @@ export class Metrics {
   private readonly tokenCacheLookups: Counter<'kind' | 'result'>;
   private readonly rateLimitRejections: Counter<'scope'>;
   private readonly invalidations: Counter<'direction' | 'kind'>;
+  private readonly httpSeriesByKey = new Map<string, HttpSeries>();
+  private readonly operationCounts = new Map<string, PendingCount<{ operation: string; outcome: string }>>();
+  private readonly tokenCacheHits = new Map([...TOKEN_KINDS, OTHER].map((k) => [k, { labels: { kind: k, result: 'hit' }, n: 0 }]));
+  private readonly tokenCacheMisses = new Map([...TOKEN_KINDS, OTHER].map((k) => [k, { labels: { kind: k, result: 'miss' }, n: 0 }]));
   private poolInUse: (() => number) | undefined;
   private poolWaiting: (() => number) | undefined;
 
@@ -163,6 +208,7 @@ export class Metrics {
       help: 'HTTP requests answered, by route, method and status.',
       labelNames: ['route', 'method', 'status'],
       registers,
+      collect: () => flushPending(this.httpRequests, [...this.httpSeriesByKey.values()].map((x) => x.count)),
     });
     this.httpDuration = new Histogram({
       name: `${PREFIX}http_request_duration_seconds`,
@@ -176,6 +222,7 @@ export class Metrics {
       help: 'GraphQL operations, by operation name and outcome (success, error, invalid, rate_limited).',
       labelNames: ['operation', 'outcome'],
       registers,
+      collect: () => flushPending(this.graphqlOperations, this.operationCounts.values()),
     });
     this.logins = new Counter({ name: `${PREFIX}logins_total`, help: 'Logins (code exchanges), by outcome.', labelNames: ['outcome'], registers });
     this.refreshes = new Counter({ name: `${PREFIX}refreshes_total`, help: 'Session refreshes, by outcome.', labelNames: ['outcome'], registers });
@@ -204,6 +251,10 @@ export class Metrics {
       help: 'Bearer-token cache lookups, by token kind and result (hit, miss).',
       labelNames: ['kind', 'result'],
       registers,
+      collect: () => {
+        flushPending(this.tokenCacheLookups, this.tokenCacheHits.values());
+        flushPending(this.tokenCacheLookups, this.tokenCacheMisses.values());
+      },
     });
     this.rateLimitRejections = new Counter({
       name: `${PREFIX}rate_limit_rejections_total`,
@@ -246,11 +297,30 @@ export class Metrics {
 
   /** One answered HTTP request (route: see HTTP_ROUTES; routeLabel() in http.ts maps a path). */
   httpRequest(route: HttpRoute, method: string | undefined, status: number, seconds: number): void {
-    const r = oneOf(route, HTTP_ROUTE_SET);
-    const m = method && HTTP_METHODS.has(method) ? method : OTHER;
-    const s = Number.isInteger(status) && status >= 100 && status <= 599 ? String(status) : OTHER;
-    this.httpRequests.labels(r, m, s).inc();
-    if (Number.isFinite(seconds) && seconds >= 0) this.httpDuration.labels(r, m).observe(seconds);
+    const series = this.httpSeries(route, method, status);
+    if (series.cached) series.count.n++;
+    else this.httpRequests.inc(series.count.labels);
+    if (Number.isFinite(seconds) && seconds >= 0) this.httpDuration.observe(series.duration, seconds);
+  }
+
+  /**
+   * The label sets of an HTTP request's series, built once per (route, method, status): every
+   * request would otherwise check and copy its labels anew (prom-client's labels() allocates).
+   */
+  private httpSeries(route: HttpRoute, method: string | undefined, status: number): HttpSeries {
+    const key = `${route} ${method} ${status}`;
+    let series = this.httpSeriesByKey.get(key);
+    if (!series) {
+      const r = oneOf(route, HTTP_ROUTE_SET);
+      const m = method && HTTP_METHODS.has(method) ? method : OTHER;
+      const s = Number.isInteger(status) && status >= 100 && status <= 599 ? String(status) : OTHER;
+      // Bounded by what a key can be (routes and methods are few, statuses 100-599), and capped:
+      // beyond the cap, counted at once.
+      const cached = this.httpSeriesByKey.size < MAX_CACHED_SERIES;
+      series = { count: { labels: { route: r, method: m, status: s }, n: 0 }, duration: { route: r, method: m }, cached };
+      if (cached) this.httpSeriesByKey.set(key, series);
+    }
+    return series;
   }
 
   /**
@@ -259,7 +329,17 @@ export class Metrics {
    */
   graphqlOperation(name: string | null | undefined, outcome: GraphQLOutcome): void {
     const label = name === undefined ? OPERATION_UNPARSED : name === null ? OPERATION_ANONYMOUS : this.operationNames.of(name);
-    this.graphqlOperations.labels(label, oneOf(outcome, GRAPHQL_OUTCOMES)).inc();
+    const o = oneOf(outcome, GRAPHQL_OUTCOMES);
+    const key = `${o} ${label}`;
+    const pending = this.operationCounts.get(key);
+    if (pending) {
+      pending.n++;
+      return;
+    }
+    const labels = { operation: label, outcome: o };
+    // At most (maxOperationNames + 3) names x 4 outcomes; beyond the cap, counted at once.
+    if (this.operationCounts.size < MAX_CACHED_SERIES) this.operationCounts.set(key, { labels, n: 1 });
+    else this.graphqlOperations.inc(labels);
   }
 
   login(outcome: AuthOutcome): void {
@@ -288,7 +368,7 @@ export class Metrics {
   }
 
   tokenCache(kind: TokenKind, hit: boolean): void {
-    this.tokenCacheLookups.labels(oneOf(kind, TOKEN_KINDS), hit ? 'hit' : 'miss').inc();
+    (hit ? this.tokenCacheHits : this.tokenCacheMisses).get(oneOf(kind, TOKEN_KINDS))!.n++;
   }
 
   rateLimitRejected(scope: RateLimitScope): void {

@@ -74,6 +74,11 @@ export class SessionService {
     return this.store.revokeAllOfUser(userId, reason);
   }
 
+  /** Sessions revoked by a transaction of another module (e.g. with the user's token key): counted and announced. */
+  announceRevoked(ids: string[], reason: string): void {
+    this.store.announceRevoked(ids, reason);
+  }
+
   revokeConnection(pluginId: string, reason: string): Promise<number> {
     return this.store.revokeAllOf(pluginId, reason);
   }

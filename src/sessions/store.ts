@@ -52,6 +52,11 @@ export class SessionStore {
     this.announce(ids);
   }
 
+  /** Sessions revoked outside this store (in another module's transaction), once committed. */
+  announceRevoked(ids: string[], reason: string): void {
+    if (ids.length) this.revoked(ids, reason);
+  }
+
   async create(s: NewSession): Promise<Session> {
     return this.prisma.session.create({
       data: {

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TtlLru } from '../../src/cache/ttl-lru.ts';
 
@@ -13,6 +14,43 @@ describe('TtlLru', () => {
     expect(c.get('a')).toBe(1);
     expect(c.get('c')).toBe(3);
     expect(c.size).toBe(2);
+  });
+
+  it('property: bounded; the entry just set stays; an entry read after every set outlives entries never read', () => {
+    // Recency is approximate (a flag and one second chance per read, not a move per read), but
+    // these hold: after set(k), k is there, size <= bound, at most one entry goes; and a hot
+    // entry (k0, read after every set) is evicted only when no other entry but k went unread.
+    const op = fc.oneof(fc.record({ set: fc.integer({ min: 1, max: 12 }) }), fc.record({ get: fc.integer({ min: 1, max: 12 }) }));
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 6 }), fc.array(op, { maxLength: 80 }), (bound, ops) => {
+        const c = new TtlLru<number>(bound);
+        const later = Date.now() + 60_000;
+        const everRead = new Set<string>();
+        const keys = Array.from({ length: 13 }, (_, i) => `k${i}`);
+        const present = () => new Set(keys.filter((x) => c.has(x)));
+        c.set('k0', 0, later);
+        for (const o of ops) {
+          if ('get' in o) {
+            const k = `k${o.get}`;
+            if (c.get(k) !== undefined) everRead.add(k);
+            continue;
+          }
+          const k = `k${o.set}`;
+          const before = present();
+          c.set(k, o.set, later);
+          everRead.delete(k);
+          const after = present();
+          expect(c.size).toBeLessThanOrEqual(bound);
+          expect(after.has(k)).toBe(true);
+          const evicted = [...before].filter((x) => !after.has(x));
+          expect(evicted.length).toBeLessThanOrEqual(1);
+          if (evicted.includes('k0')) expect([...before].filter((x) => x !== 'k0' && !everRead.has(x))).toEqual([]);
+          for (const e of evicted) everRead.delete(e);
+          if (c.get('k0') !== undefined) everRead.add('k0');
+        }
+      }),
+      { numRuns: 400 },
+    );
   });
 
   it('expires entries and never stores already-expired ones', () => {

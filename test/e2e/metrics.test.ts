@@ -226,3 +226,23 @@ describe('access', () => {
     expect((await fetch(`${metricsUrl}/graphql/`)).status).toBe(404);
   });
 });
+
+describe('revocations done in another module\'s transaction', () => {
+  it('tokensDeactivateAll counts every session it ends, once', async () => {
+    const revoked = async () => sampleValue(parseMetrics((await scrape(s)).text), `${P}sessions_revoked_total`, { reason: 'tokens_deactivated' }) ?? 0;
+    const before = await revoked();
+    const first = await login(s, idp, DEFAULT_PLUGIN, 'alice');
+    const second = await login(s, idp, DEFAULT_PLUGIN, 'alice');
+    graphqlPosts += 4;
+    expect([first.errors, second.errors]).toEqual([[], []]);
+    const r = await post('mutation { tokensDeactivateAll { errors { code } } }', undefined, { token: second.token! });
+    expect(r.body).toEqual({ data: { tokensDeactivateAll: { errors: [] } } });
+    expect((await revoked()) - before).toBe(2);
+    // Both refresh tokens are dead.
+    for (const signedIn of [first, second]) {
+      const refreshed = await externalCall(s, 'externalRefresh', DEFAULT_PLUGIN, { refreshToken: signedIn.refreshToken });
+      graphqlPosts++;
+      expect(refreshed.token).toBeNull();
+    }
+  });
+});

@@ -10,7 +10,7 @@
 import { GraphQLError } from 'graphql';
 import { FieldError, FieldErrors } from '../../errors.ts';
 import { RuleError, StaffManagerRequired, type Requester } from '../../accounts/manageable.ts';
-import { createStaff, deleteStaff, updateStaff, type StaffChange, type StaffCreateInput, type StaffUpdateInput } from '../../accounts/staff-admin.ts';
+import { createStaff, deleteStaff, updateStaff, type EndedSessions, type StaffChange, type StaffCreateInput, type StaffUpdateInput } from '../../accounts/staff-admin.ts';
 import { permissionDenied, requirePermission, type GraphQLContext } from '../context.ts';
 import { toErrorItems } from '../results.ts';
 
@@ -87,11 +87,12 @@ export interface AdminMutation<C> {
 }
 
 /** Runs one staff or group mutation: the change, then forget + audit; or the typed errors, audited. */
-export async function runAdminMutation<C extends { affectedUserIds: number[] }>(ctx: GraphQLContext, m: AdminMutation<C>, change: (requester: Requester) => Promise<C>) {
+export async function runAdminMutation<C extends { affectedUserIds: number[]; endedSessions?: EndedSessions }>(ctx: GraphQLContext, m: AdminMutation<C>, change: (requester: Requester) => Promise<C>) {
   const requester = await requireStaffManager(ctx);
   const audit = { type: m.type, actorUserId: requester.userId, ip: ctx.req.ip, userAgent: ctx.req.userAgent, requestId: ctx.req.requestId };
   try {
     const result = await change(requester);
+    if (result.endedSessions) ctx.app.sessions.announceRevoked(result.endedSessions.ids, result.endedSessions.reason);
     await ctx.app.bus.publish({ topic: 'users', ids: result.affectedUserIds });
     const { payload, audit: extra } = m.success(result);
     await ctx.app.audit.record({ ...audit, outcome: 'success', ...extra });

@@ -57,9 +57,9 @@ export const tokenResolvers = {
 
     tokensDeactivateAll: async (_: unknown, __: unknown, ctx: GraphQLContext) => {
       const principal = await requireUser(ctx);
-      await deactivateAllTokens(ctx.app.db.prisma, principal.user.id);
-      // Refresh tokens too: every session of the user ends.
-      await ctx.app.sessions.revokeUser(principal.user.id, 'tokens-deactivated');
+      // Refresh tokens too: every session of the user ends (in the same transaction).
+      const ended = await deactivateAllTokens(ctx.app.db.prisma, principal.user.id);
+      ctx.app.sessions.announceRevoked(ended, 'tokens-deactivated');
       await ctx.app.bus.publish({ topic: 'users', ids: [principal.user.id] });
       await ctx.app.audit.record({
         type: 'tokens.deactivated',
