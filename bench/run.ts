@@ -3,10 +3,10 @@
  * costs on top of an anonymous request, as ratios measured in one run on this machine.
  *
  * Starts two local OpenID providers (the oidc-provider test harness) in this process, the server
- * as a child process (as `npm start` runs it: the compiled JavaScript, production mode, default
- * log level, embedded database or PostgreSQL) and the framework ceiling as another
- * (bench/ceiling-server.ts, compiled: Apollo Server 5 on plain node:http answering the same
- * document with a null resolver). The server has two OIDC
+ * as a child process (as `npm start` runs it: the compiled JavaScript, npm start's node flags,
+ * production mode, default log level, embedded database or PostgreSQL) and the framework ceiling
+ * as another (bench/ceiling-server.ts, compiled, the same node flags: Apollo Server 5 on plain
+ * node:http answering the same document with a null resolver). The server has two OIDC
  * connections: the default one configured through discovery (pluginUpdate, then a real login),
  * and `bench.explicit` to the second provider with every endpoint set explicitly
  * (PLUGINS_CONFIG_FILE). Every case sends the same document, `{ me { email } }`, with
@@ -88,9 +88,21 @@ async function measure(pool: HttpPool, token: string | undefined, durationMs: nu
   return { requests: latencies.length, rps: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), errors };
 }
 
-/** A child node process running `args` (after the node flags in $flagsVar); counts the lines it prints on stdout. */
+/**
+ * The node flags `npm start` runs the server with (package.json: `node <flags> scripts/start.mjs
+ * serve`). The ceiling gets them too: the same runtime settings for both.
+ */
+function npmStartFlags(): string[] {
+  const start: string = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).scripts.start;
+  const m = /^node((?: --\S+)*) scripts\/start\.mjs serve$/.exec(start);
+  if (!m) throw new Error(`package.json "start" is not "node [flags] scripts/start.mjs serve": ${start}`);
+  return m[1]!.split(' ').filter(Boolean);
+}
+const START_FLAGS = npmStartFlags();
+
+/** A child node process running `args` (after npm start's node flags and those in $flagsVar); counts the lines it prints on stdout. */
 function startNode(args: string[], flagsVar: string, env: Record<string, string>, cwd = root) {
-  const flags = (process.env[flagsVar] ?? '').split(' ').filter(Boolean);
+  const flags = [...START_FLAGS, ...(process.env[flagsVar] ?? '').split(' ').filter(Boolean)];
   const script = args.find((a) => !a.startsWith('-') && a !== 'tsx') ?? '';
   const child = spawn(process.execPath, [...flags, ...args], {
     cwd,
@@ -349,7 +361,7 @@ async function main() {
     };
     const cols: Array<[string, number]> = [['case', 31], ['req/s', 7], ['p50 ms', 7], ['p99 ms', 7], ['x ceil', 6], ['x anon', 6], ['rounds: median min-max', 22], ['CPU us/req', 10], ['log/req', 7], ['idp calls', 9], ['tables written', 14], ['errors', 6]];
     const line = (values: string[]) => values.map((v, k) => (k === 0 ? v.padEnd(cols[k]![1]) : v.padStart(cols[k]![1]))).join(' ');
-    console.log(`\nconcurrency ${CONCURRENCY}, ${ROUNDS} rounds x ${DURATION_MS} ms per case, database ${databaseUrl ? 'PostgreSQL' : 'embedded PGlite'}, node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    console.log(`\nconcurrency ${CONCURRENCY}, ${ROUNDS} rounds x ${DURATION_MS} ms per case, database ${databaseUrl ? 'PostgreSQL' : 'embedded PGlite'}, node ${process.version} ${START_FLAGS.join(' ')} (server and ceiling), ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
     console.log(line(cols.map(([n]) => n)));
     results.forEach((r, i) => {
       const c = cases[i]!;
