@@ -74,17 +74,22 @@ export async function configureAndLogIn(idp: TestIdp, url: string, env: Record<s
     });
     return (await r.json()) as any;
   };
-  const configuration = Object.entries({
+  const configuration = Object.entries(connectionSettings(idp)).map(([name, value]) => ({ name, value }));
+  const upd = await gql('mutation($i: PluginUpdateInput!) { pluginUpdate(id: "mirumee.authentication.openidconnect", input: $i) { errors { field message } } }', { i: { active: true, configuration } }, admin);
+  if (upd.data?.pluginUpdate?.errors?.length !== 0) throw new Error(JSON.stringify(upd));
+  return logIn(idp, url, PLUGIN, 'alice');
+}
+
+/** The settings of every bench connection to `idp`: its client, the audience, scope permissions. */
+function connectionSettings(idp: TestIdp): Record<string, string> {
+  return {
     issuer_url: idp.issuer,
     client_id: 'storefront',
     client_secret: 'storefront-secret',
     allowed_redirect_uris: REDIRECT,
     audience: AUDIENCE,
     use_oauth_scope_permissions: 'true',
-  }).map(([name, value]) => ({ name, value }));
-  const upd = await gql('mutation($i: PluginUpdateInput!) { pluginUpdate(id: "mirumee.authentication.openidconnect", input: $i) { errors { field message } } }', { i: { active: true, configuration } }, admin);
-  if (upd.data?.pluginUpdate?.errors?.length !== 0) throw new Error(JSON.stringify(upd));
-  return logIn(idp, url, PLUGIN, 'alice');
+  };
 }
 
 async function gqlAt(url: string, query: string, variables: object): Promise<any> {
@@ -125,12 +130,7 @@ export async function explicitConnectionEntry(id: string, idp: TestIdp): Promise
     name: 'Bench (explicit endpoints)',
     active: true,
     configuration: {
-      issuer_url: idp.issuer,
-      client_id: 'storefront',
-      client_secret: 'storefront-secret',
-      allowed_redirect_uris: REDIRECT,
-      audience: AUDIENCE,
-      use_oauth_scope_permissions: 'true',
+      ...connectionSettings(idp),
       oauth_authorization_url: m['authorization_endpoint'],
       oauth_token_url: m['token_endpoint'],
       json_web_key_set_url: m['jwks_uri'],
