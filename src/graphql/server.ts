@@ -86,6 +86,14 @@ const MAX_KNOWN_QUERY_LENGTH = 4096;
 const MAX_KNOWN_OPERATIONS = 1000;
 
 /**
+ * How an operation is counted: `rate_limited` for a 429, `invalid` when the document never
+ * resolved to an operation, `error` when the response has top-level errors, else `success`.
+ */
+function graphqlOutcome(status: number | undefined, resolved: boolean, topLevelErrors: boolean): GraphQLOutcome {
+  return status === 429 ? 'rate_limited' : !resolved ? 'invalid' : topLevelErrors ? 'error' : 'success';
+}
+
+/**
  * A query (or subscription) operation that Apollo resolved before: a document that parsed and
  * validated, and the operation a request's operationName picks in it. Its later requests run
  * without our hooks (see requestPlugin); the HTTP layer reports their response here.
@@ -104,8 +112,7 @@ class KnownOperation implements AnsweredWithoutHooks {
    * top-level errors (Apollo writes them first: `{"errors":[…`), else `success`.
    */
   answered(status: number, body: string | undefined): void {
-    const outcome: GraphQLOutcome = status === 429 ? 'rate_limited' : body?.startsWith('{"errors":[{') ? 'error' : 'success';
-    this.metrics?.graphqlOperation(this.name, outcome);
+    this.metrics?.graphqlOperation(this.name, graphqlOutcome(status, true, body?.startsWith('{"errors":[{') ?? false));
   }
 }
 
@@ -161,9 +168,7 @@ function requestPlugin(limiter: RequestRateLimiter, maxFields: number, metrics: 
     hooks.willSendResponse = ({ operation, operationName, response }) => {
       try {
         const errors = response.body.kind === 'single' ? response.body.singleResult.errors : undefined;
-        const outcome: GraphQLOutcome =
-          response.http.status === 429 ? 'rate_limited' : !operation ? 'invalid' : errors?.length ? 'error' : 'success';
-        metrics.graphqlOperation(operation ? operationName ?? null : undefined, outcome);
+        metrics.graphqlOperation(operation ? operationName ?? null : undefined, graphqlOutcome(response.http.status, Boolean(operation), Boolean(errors?.length)));
         return DONE;
       } catch (e) {
         return Promise.reject(e);
