@@ -150,17 +150,25 @@ function requestPlugin(limiter: RequestRateLimiter, maxFields: number, metrics: 
       },
     });
   };
-  const known = new Map<string, KnownOperation>();
-  const knownKey = (query: unknown, operationName: string | undefined): string | undefined =>
-    typeof query === 'string' && query.length <= MAX_KNOWN_QUERY_LENGTH ? `${operationName ?? ''}\u0000${query}` : undefined;
+  // By operationName (none: ''), then by document text: no key string built per request.
+  const known = new Map<string, Map<string, KnownOperation>>();
+  let knownCount = 0;
+  const knownIn = (query: unknown, operationName: string | undefined): Map<string, KnownOperation> | undefined =>
+    typeof query === 'string' && query.length <= MAX_KNOWN_QUERY_LENGTH ? known.get(operationName ?? '') : undefined;
+  const remember = (query: unknown, operationName: string | undefined, operation: KnownOperation): void => {
+    if (typeof query !== 'string' || query.length > MAX_KNOWN_QUERY_LENGTH || knownCount >= MAX_KNOWN_OPERATIONS) return;
+    let byQuery = known.get(operationName ?? '');
+    if (!byQuery) known.set(operationName ?? '', (byQuery = new Map()));
+    if (!byQuery.has(query)) knownCount++;
+    byQuery.set(query, operation);
+  };
   const hooks: GraphQLRequestListener<GraphQLContext> = {
     didResolveOperation(requestContext) {
       const { contextValue, operationName, operation, request } = requestContext;
       const logName = operationName ?? operation?.operation;
       contextValue.meta.operationName = logName;
       if (operation?.operation === 'mutation') return limiter.enabled ? chargeMutation(requestContext, operation) : DONE;
-      const key = knownKey(request.query, request.operationName);
-      if (key !== undefined && logName !== undefined && known.size < MAX_KNOWN_OPERATIONS) known.set(key, new KnownOperation(operationName ?? null, logName, metrics));
+      if (logName !== undefined) remember(request.query, request.operationName, new KnownOperation(operationName ?? null, logName, metrics));
       return DONE;
     },
   };
@@ -178,8 +186,7 @@ function requestPlugin(limiter: RequestRateLimiter, maxFields: number, metrics: 
   const started = Promise.resolve(hooks);
   return {
     requestDidStart: ({ request, contextValue }) => {
-      const key = knownKey(request.query, request.operationName);
-      const operation = key === undefined ? undefined : known.get(key);
+      const operation = knownIn(request.query, request.operationName)?.get(request.query!);
       if (!operation) return started;
       contextValue.meta.operationName = operation.logName;
       contextValue.meta.answered = operation;

@@ -5,9 +5,24 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
+/** A response in flight: a link of the Drain's list (kept on the response itself). */
+interface Tracked {
+  res: ServerResponse;
+  onDone: ((res: ServerResponse) => void) | undefined;
+  prev: Tracked | undefined;
+  next: Tracked | undefined;
+}
+const TRACKED = Symbol('drain.tracked');
+type TrackedResponse = ServerResponse & { [TRACKED]?: Tracked | undefined };
+
 export class Drain {
-  /** Responses in flight, each with what to call when it ends. */
-  private readonly inFlight = new Map<ServerResponse, ((res: ServerResponse) => void) | undefined>();
+  /**
+   * Responses in flight, as a doubly linked list through their `TRACKED` slot: adding and
+   * removing one is a few pointer writes (a Map keyed by the response cost a hash-table insert
+   * and delete per request).
+   */
+  private head: Tracked | undefined;
+  private count = 0;
   private waiters: Array<() => void> = [];
   /** Set when shutdown begins: /readyz answers 503, responses close their connection. */
   draining = false;
@@ -22,13 +37,13 @@ export class Drain {
   }
 
   get pending(): number {
-    return this.inFlight.size;
+    return this.count;
   }
 
   /** Shutdown begins: every response not yet started will close its connection. */
   begin(): void {
     this.draining = true;
-    for (const res of this.inFlight.keys()) if (!res.headersSent) res.setHeader('connection', 'close');
+    for (let t = this.head; t; t = t.next) if (!t.res.headersSent) t.res.setHeader('connection', 'close');
   }
 
   /**
@@ -38,7 +53,13 @@ export class Drain {
    * that socket closes first: for it, the request's socket closing is what ends it.
    */
   track(res: ServerResponse, req: IncomingMessage, onDone?: (res: ServerResponse) => void): void {
-    this.inFlight.set(res, onDone);
+    const slot = res as TrackedResponse;
+    if (slot[TRACKED]) return;
+    const tracked: Tracked = { res, onDone, prev: undefined, next: this.head };
+    if (this.head) this.head.prev = tracked;
+    this.head = tracked;
+    slot[TRACKED] = tracked;
+    this.count++;
     if (this.draining) res.setHeader('connection', 'close');
     if (res.socket) {
       res.on('close', this.onClose);
@@ -56,15 +77,21 @@ export class Drain {
   }
 
   private release(res: ServerResponse): void {
-    const onDone = this.inFlight.get(res);
-    if (!this.inFlight.delete(res)) return;
-    onDone?.(res);
-    if (this.inFlight.size === 0) for (const w of this.waiters.splice(0)) w();
+    const slot = res as TrackedResponse;
+    const tracked = slot[TRACKED];
+    if (!tracked) return;
+    slot[TRACKED] = undefined;
+    if (tracked.prev) tracked.prev.next = tracked.next;
+    else this.head = tracked.next;
+    if (tracked.next) tracked.next.prev = tracked.prev;
+    this.count--;
+    tracked.onDone?.(res);
+    if (this.count === 0 && this.waiters.length) for (const w of this.waiters.splice(0)) w();
   }
 
   /** Resolves true when nothing is in flight, false when `graceMs` ran out first. */
   idle(graceMs: number): Promise<boolean> {
-    if (this.inFlight.size === 0) return Promise.resolve(true);
+    if (this.count === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), graceMs);
       this.waiters.push(() => {

@@ -245,4 +245,36 @@ describe('revocations done in another module\'s transaction', () => {
       expect(refreshed.token).toBeNull();
     }
   });
+  it('a document seen before (answered without the Apollo hooks) is counted under the operation its operationName picks, with its outcome', async () => {
+    const count = async (operation: string, outcome: string) =>
+      sampleValue(parseMetrics((await scrape(s)).text), `${P}graphql_operations_total`, { operation, outcome }) ?? 0;
+    const names = ['KnownAlpha', 'KnownBeta', 'KnownDenied'] as const;
+    const before = {
+      alpha: await count('KnownAlpha', 'success'),
+      beta: await count('KnownBeta', 'success'),
+      denied: await count('KnownDenied', 'error'),
+      deniedOk: await count('KnownDenied', 'success'),
+    };
+    // One document, three operations; the same text each time, so from the second request on
+    // each operation is a known one. Anonymous: KnownDenied is refused (a top-level error).
+    const doc = 'query KnownAlpha { me { email } } query KnownBeta { me { id } } query KnownDenied { staffUsers(first: 1) { edges { node { id } } } }';
+    const expected = {
+      KnownAlpha: { data: { me: null } },
+      KnownBeta: { data: { me: null } },
+      KnownDenied: { data: { staffUsers: null }, errors: [{ extensions: { exception: { code: 'PermissionDenied' } } }] },
+    };
+    for (let i = 0; i < 3; i++) {
+      for (const operationName of names) {
+        graphqlPosts++;
+        const res = await fetch(`${s.url}/graphql/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: doc, operationName }) });
+        const body = await res.json();
+        expect(res.status).toBe(200);
+        expect(body).toMatchObject(expected[operationName]);
+      }
+    }
+    expect((await count('KnownAlpha', 'success')) - before.alpha).toBe(3);
+    expect((await count('KnownBeta', 'success')) - before.beta).toBe(3);
+    expect((await count('KnownDenied', 'error')) - before.denied).toBe(3);
+    expect((await count('KnownDenied', 'success')) - before.deniedOk).toBe(0);
+  });
 });
