@@ -154,6 +154,9 @@ export async function createServices(config: Config, log: Logger, role: 'server'
     );
     const authenticator = new Authenticator(db.prisma, tokens, keyring, plugins, config.tokenCacheMaxEntries, config.tokenRefusalCacheMaxEntries, metrics);
     sessions.onRevoked((ids) => void bus!.publish({ topic: 'sessions', ids }));
+    // A whole connection's sessions ended (too many to list): every instance forgets every
+    // cached principal, as after a configuration change (which this is).
+    sessions.onConnectionRevoked(() => void bus!.publish({ topic: 'plugins' }));
     const app: AppServices = { config, db, log, keyring, tokens, plugins, authenticator, audit, box, sessions, bus, metrics, connectionKeys };
     applyInvalidations(app);
     return app;

@@ -1,8 +1,10 @@
 /**
  * The session service: every plugin's sessions are created, refreshed, revoked and logged out
  * here (plugins only talk to their provider). Revocation is per session, per user and per
- * connection, and every revocation is announced to `onRevoked` listeners (the request
- * authenticator forgets cached principals of those sessions at once) and counted by reason.
+ * connection, and every revocation is announced and counted by reason: the ids of the sessions
+ * ended to `onRevoked` listeners (the request authenticator forgets cached principals of those
+ * sessions at once); for a whole connection's (which may be millions, never loaded), its id to
+ * `onConnectionRevoked` listeners (every cached principal is forgotten).
  *
  * Back-channel logout tokens are single-use: their (issuer, jti) is remembered in the database
  * until they expire, so every instance refuses a replay, and only sessions created before the
@@ -38,6 +40,7 @@ export class SessionService {
   readonly store: SessionStore;
   private readonly refresher: SessionRefresher;
   private readonly listeners: Array<(sessionIds: string[]) => void> = [];
+  private readonly connectionListeners: Array<(pluginId: string) => void> = [];
 
   /** `metrics`: counts refreshes by outcome and revocations by reason (optional). */
   constructor(prisma: Prisma, box: SecretBox, identity: IdentityService, audit: AuditLog, timing: RefreshTiming, metrics?: SessionMetrics) {
@@ -48,6 +51,11 @@ export class SessionService {
   /** Called with the ids of sessions that just ended. */
   onRevoked(listener: (sessionIds: string[]) => void): void {
     this.listeners.push(listener);
+  }
+
+  /** Called with a connection whose sessions all just ended (its sessions' ids are not loaded). */
+  onConnectionRevoked(listener: (pluginId: string) => void): void {
+    this.connectionListeners.push(listener);
   }
 
   private announce(ids: string[]): void {
@@ -79,8 +87,10 @@ export class SessionService {
     this.store.announceRevoked(ids, reason);
   }
 
-  revokeConnection(pluginId: string, reason: string): Promise<number> {
-    return this.store.revokeAllOf(pluginId, reason);
+  async revokeConnection(pluginId: string, reason: string): Promise<number> {
+    const count = await this.store.revokeAllOf(pluginId, reason);
+    if (count > 0) for (const l of this.connectionListeners) l(pluginId);
+    return count;
   }
 
   idToken(session: Session): string | null {

@@ -178,14 +178,17 @@ export class SessionStore {
     return sessions.map((x) => x.id);
   }
 
-  /** Every live session of one connection (it was removed or pointed elsewhere). */
+  /**
+   * Every live session of one connection (it was removed or pointed elsewhere), in one UPDATE:
+   * their ids are not loaded (a connection may have millions), so they are counted but not
+   * announced one by one; SessionService tells its listeners the connection instead.
+   */
   async revokeAllOf(pluginId: string, reason: string): Promise<number> {
-    const sessions = await this.prisma.session.findMany({ where: { pluginId, revokedAt: null }, select: { id: true } });
     const { count } = await this.prisma.session.updateMany({
       where: { pluginId, revokedAt: null },
       data: { revokedAt: new Date(), revokedReason: reason },
     });
-    this.revoked(sessions.map((x) => x.id), reason);
+    if (count > 0) this.metrics?.sessionsRevoked(reason, count);
     return count;
   }
 

@@ -373,10 +373,13 @@ describe('externalRefresh', () => {
     const a = await signIn('bob');
     await configure(s, admin, DEFAULT_PLUGIN, { staff_user_domains: 'unrelated.example' });
     expect((await session(a.refreshToken)).revoked_at).toBeNull();
+    expect(await me(a.token)).not.toBeNull(); // cached
     await configure(s, admin, DEFAULT_PLUGIN, { oauth_token_url: `${idp.issuer}/token` });
     try {
       const row = await session(a.refreshToken);
       expect(row.revoked_reason).toBe('connection-reconfigured');
+      // Its access token dies with it, cached or not.
+      expect(await me(a.token)).toBeNull();
       expect((await refresh({ refreshToken: a.refreshToken })).errors).toEqual(INVALID_REFRESH);
       // New logins work with the new configuration.
       const b = await signIn('bob');
@@ -384,6 +387,19 @@ describe('externalRefresh', () => {
     } finally {
       await configure(s, admin, DEFAULT_PLUGIN, { oauth_token_url: '', staff_user_domains: '' });
     }
+  });
+
+  it('9c. a connection\'s sessions ended in one go (not listed one by one): its cached access tokens are refused at once', async () => {
+    const a = await signIn('bob');
+    const b = await signIn('carol');
+    expect(await me(a.token)).not.toBeNull(); // cached now
+    expect(await me(b.token)).not.toBeNull();
+    // What a reconfiguration does after its configuration change was announced (the
+    // announcement cleared the caches before the sessions ended; this one is after).
+    expect(await s.running.app.sessions.revokeConnection(DEFAULT_PLUGIN, 'connection-reconfigured')).toBeGreaterThanOrEqual(2);
+    expect(await me(a.token)).toBeNull();
+    expect(await me(b.token)).toBeNull();
+    expect((await session(b.refreshToken)).revoked_reason).toBe('connection-reconfigured');
   });
 });
 

@@ -296,6 +296,27 @@ describe.skipIf(!TEST_DATABASE_URL)('scale-out: three instances on one PostgreSQ
         expect(again.errors).not.toEqual([]);
       });
 
+      it('the first two logins of a new identity, at once on A and on B: both succeed, as one user with one linked identity', async () => {
+        for (let round = 0; round < 3; round++) {
+          const { sub, email } = account(`first-race-${round}`);
+          // Two authorizations at the provider, then both code exchanges sent together.
+          const startA = await idp.authorize((await loginStart(a)).authorizationUrl!, { login: sub });
+          const startB = await idp.authorize((await loginStart(b)).authorizationUrl!, { login: sub });
+          const [onA, onB] = await Promise.all([
+            obtainTokens(a, DEFAULT_PLUGIN, { code: startA.code, state: startA.state }),
+            obtainTokens(b, DEFAULT_PLUGIN, { code: startB.code, state: startB.state }),
+          ]);
+          expect([onA.errors, onB.errors]).toEqual([[], []]);
+          expect(onA.user).toMatchObject({ email });
+          expect(onB.user).toMatchObject({ email });
+          const users = await db.query<{ id: number }>('SELECT id FROM users WHERE email = $1', [email]);
+          expect(users.rowCount).toBe(1);
+          const links = await db.query('SELECT 1 FROM external_identities WHERE subject = $1 AND user_id = $2', [sub, users.rows[0]!.id]);
+          expect(links.rowCount).toBe(1);
+          for (const s of servers) for (const t of [onA.token!, onB.token!]) expect(await me(s, t)).toEqual({ email, userPermissions: [] });
+        }
+      });
+
       // ---- plugin configuration changed on A -----------------------------------------------
 
       it('deactivating the plugin on A: within 1 s B refuses its tokens (ours and the provider\'s) and starts no login', async () => {
@@ -400,11 +421,19 @@ describe.skipIf(!TEST_DATABASE_URL)('scale-out: three instances on one PostgreSQ
         }
       });
 
-      it('an issuer change on A: within 1 s B sends logins to the new issuer, and back when it is changed back', async () => {
+      it('an issuer change on A: within 1 s B sends logins to the new issuer (and refuses the old sessions\' tokens), and back when it is changed back', async () => {
         expect((await loginStart(b)).authorizationUrl).toMatch(new RegExp(`^${idp.issuer}/auth\\?`));
+        // A session of the old issuer, its token cached on B.
+        const old = account('old-issuer');
+        const oldSession = await loginOn(a, old.sub);
+        expect(await me(b, oldSession.token)).toEqual({ email: old.email, userPermissions: [] });
         try {
           await configure(a, admin, DEFAULT_PLUGIN, { issuer_url: idp2.issuer });
           const changedAt = Date.now();
+          // The change ended the connection's sessions (one UPDATE, announced as a configuration
+          // change, not session by session): B forgets the token it had cached.
+          const refused = await propagation(changedAt, () => me(b, oldSession.token), (m) => m === null);
+          expect(refused.elapsedMs, `B still accepted the old session's token: ${JSON.stringify(refused.last)}`).toBeLessThan(1000);
           const start = await propagation(changedAt, () => loginStart(b), (s) => s.authorizationUrl?.startsWith(`${idp2.issuer}/auth?`) === true);
           expect(start.elapsedMs, `B still answered ${JSON.stringify(start.last)}`).toBeLessThan(1000);
           // And such a login completes on B, at the new provider.
