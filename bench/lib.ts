@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import pg from 'pg';
 import { startIdp, type TestIdp } from '../test/helpers/idp.ts';
 
 export const SECRET = 'bench-secret-0123456789abcdef0123';
@@ -148,3 +149,14 @@ export function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
 }
 const CLOCK_TICKS = 100;
+
+/** Runs one statement in the `postgres` database of the server at `serverUrl` (no database in the URL). */
+export async function adminQuery(serverUrl: string, sql: string): Promise<void> {
+  const db = new pg.Client({ connectionString: `${serverUrl}/postgres` });
+  await db.connect();
+  try {
+    await db.query(sql);
+  } finally {
+    await db.end();
+  }
+}

@@ -18,7 +18,7 @@ import pg from 'pg';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
 import { createServices } from '../src/app.ts';
-import { SECRET } from './lib.ts';
+import { SECRET, adminQuery } from './lib.ts';
 import { parseMetrics, sampleValue } from '../test/helpers/prometheus.ts';
 
 const SESSIONS = Number(process.env['BENCH_REVOKE_SESSIONS'] ?? 1_000_000);
@@ -26,15 +26,7 @@ const PG = process.env['BENCH_REVOKE_PG'] ?? 'postgresql://postgres@127.0.0.1:54
 const DB = 'bench_revoke';
 const PLUGIN = 'bench.revoke';
 
-async function admin(sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: `${PG}/postgres` });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
+const admin = (sql: string) => adminQuery(PG, sql);
 
 async function main(): Promise<void> {
   const url = `${PG}/${DB}`;

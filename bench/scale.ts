@@ -45,7 +45,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { configureAndLogIn, PLUGIN, root, run, serverEnv, startBenchIdp, waitForHealth } from './lib.ts';
+import { adminQuery as adminQueryOn, configureAndLogIn, PLUGIN, root, run, serverEnv, startBenchIdp, waitForHealth } from './lib.ts';
 import type { TestIdp } from '../test/helpers/idp.ts';
 import {
   isReturningCandidate,
@@ -105,15 +105,7 @@ function shuffled(n: number): number[] {
   return out;
 }
 
-async function adminQuery(sql: string): Promise<void> {
-  const db = new pg.Client({ connectionString: `${PG_URL}/postgres` });
-  await db.connect();
-  try {
-    await db.query(sql);
-  } finally {
-    await db.end();
-  }
-}
+const adminQuery = (sql: string) => adminQueryOn(PG_URL, sql);
 
 async function recreate(database: string): Promise<void> {
   if (!/^bench_scale\w*$/.test(database)) throw new Error(`refusing to touch database ${database}`);
