@@ -234,7 +234,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     }
     rateLimiter = RequestRateLimiter.create({ perMinute: config.rateLimitPerIpPerMinute, redisUrl: config.redisUrl }, log);
     const graphql = createGraphQLServer(log, config, rateLimiter, app.metrics);
-    await graphql.start();
+    await graphql.apollo.start();
     serve({ app, graphql, rateLimiter });
     metricsServer = config.metricsPort !== undefined ? await startMetricsServer(config.metricsPort, config.host, app.metrics, log) : undefined;
     log.info('server listening', { url, publicUrl: config.publicUrl, database: app.db.kind, invalidation: app.bus.channel });
@@ -261,7 +261,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         (closing ??= (async () => {
           await closeListener(server);
           await metricsServer?.close();
-          await graphql.stop();
+          graphql.known.close();
+          await graphql.apollo.stop();
           await rateLimiter?.close();
           app.plugins.close();
           await housekeeping?.stop();

@@ -1,20 +1,28 @@
 /**
  * The GraphQL engine: schema.graphql + resolvers in Apollo Server (no HTTP of its own; the
- * HTTP layer hands requests to executeHTTPGraphQLRequest). One plugin of ours (requestPlugin):
- * the operation name for the request log, the rate limit, and with metrics every operation
- * counted by name and outcome and every rate-limit rejection by scope.
+ * HTTP layer hands requests to executeHTTPGraphQLRequest, or answers a query Apollo resolved
+ * before without it: known-operations.ts). One plugin of ours (requestPlugin): the operation
+ * name for the request log, the rate limit, the queries to remember, and with metrics every
+ * operation counted by name and outcome and every rate-limit rejection by scope.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ApolloServer, HeaderMap, type ApolloServerPlugin, type GraphQLRequestContextDidResolveOperation, type GraphQLRequestListener } from '@apollo/server';
-import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import {
+  ApolloServerPluginCacheControlDisabled,
+  ApolloServerPluginInlineTraceDisabled,
+  ApolloServerPluginLandingPageDisabled,
+  ApolloServerPluginSchemaReportingDisabled,
+  ApolloServerPluginUsageReportingDisabled,
+} from '@apollo/server/plugin/disabled';
 import { GraphQLError, Kind, type FragmentDefinitionNode, type GraphQLFormattedError, type OperationDefinitionNode } from 'graphql';
 import type { Logger } from '../log.ts';
 import type { Config } from '../config.ts';
 import type { RequestRateLimiter } from '../core/rate-limit.ts';
-import type { GraphQLMetrics, GraphQLOutcome } from '../metrics/metrics.ts';
+import type { GraphQLMetrics } from '../metrics/metrics.ts';
 import { operationLimitRules, rootFieldNames } from './operation-limits.ts';
-import type { AnsweredWithoutHooks, GraphQLContext } from './context.ts';
+import type { GraphQLContext } from './context.ts';
+import { KnownOperations, graphqlOutcome } from './known-operations.ts';
 import { DateTime, GenericScalar, JSONScalar, JSONString, Metadata, PositiveInt } from './scalars.ts';
 import { userResolvers } from './resolvers/users.ts';
 import { pluginResolvers } from './resolvers/plugins.ts';
@@ -80,42 +88,6 @@ export const RATE_LIMITED_FIELDS: ReadonlySet<string> = new Set([
 const DONE: Promise<void> = Promise.resolve();
 const NO_LISTENER: Promise<undefined> = Promise.resolve(undefined);
 
-/** Documents of at most this many characters are remembered as known operations, ... */
-const MAX_KNOWN_QUERY_LENGTH = 4096;
-/** ... and at most this many of them. */
-const MAX_KNOWN_OPERATIONS = 1000;
-
-/**
- * How an operation is counted: `rate_limited` for a 429, `invalid` when the document never
- * resolved to an operation, `error` when the response has top-level errors, else `success`.
- */
-function graphqlOutcome(status: number | undefined, resolved: boolean, topLevelErrors: boolean): GraphQLOutcome {
-  return status === 429 ? 'rate_limited' : !resolved ? 'invalid' : topLevelErrors ? 'error' : 'success';
-}
-
-/**
- * A query (or subscription) operation that Apollo resolved before: a document that parsed and
- * validated, and the operation a request's operationName picks in it. Its later requests run
- * without our hooks (see requestPlugin); the HTTP layer reports their response here.
- */
-class KnownOperation implements AnsweredWithoutHooks {
-  constructor(
-    /** Apollo's operationName: the operation's name, null when it has none. */
-    readonly name: string | null,
-    /** What the request log shows: the name, else the operation type. */
-    readonly logName: string,
-    private readonly metrics: GraphQLMetrics | undefined,
-  ) {}
-
-  /**
-   * Counts the operation as the willSendResponse hook would have: `error` when the response has
-   * top-level errors (Apollo writes them first: `{"errors":[…`), else `success`.
-   */
-  answered(status: number, body: string | undefined): void {
-    this.metrics?.graphqlOperation(this.name, graphqlOutcome(status, true, body?.startsWith('{"errors":[{') ?? false));
-  }
-}
-
 /**
  * Our one Apollo plugin, its hooks shared by every request (their state lives on the context):
  * - the operation name, recorded on the context for the request log line;
@@ -127,13 +99,13 @@ class KnownOperation implements AnsweredWithoutHooks {
  * One plugin, not three, and hooks that return a settled promise rather than being `async`:
  * Apollo calls every hook of every plugin on every request.
  *
- * A request for an operation already seen (KnownOperation: same document text and
+ * A request for an operation already seen (known-operations.ts: same document text and
  * operationName, not a mutation) gets no hooks at all, which spares it Apollo's dispatch of
  * every hook stage (measured: about 8% of an anonymous `me`): its operation name is known
  * before it runs, nothing of it is rate-limited (only mutations are), and the HTTP layer
  * reports its outcome through `meta.answered`. Mutations always run with the hooks.
  */
-function requestPlugin(limiter: RequestRateLimiter, maxFields: number, metrics: GraphQLMetrics | undefined): ApolloServerPlugin<GraphQLContext> {
+function requestPlugin(limiter: RequestRateLimiter, maxFields: number, metrics: GraphQLMetrics | undefined, known: KnownOperations): ApolloServerPlugin<GraphQLContext> {
   const chargeMutation = async ({ contextValue, document }: GraphQLRequestContextDidResolveOperation<GraphQLContext>, operation: OperationDefinitionNode): Promise<void> => {
     const fragments = new Map<string, FragmentDefinitionNode>();
     for (const d of document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d);
@@ -150,25 +122,13 @@ function requestPlugin(limiter: RequestRateLimiter, maxFields: number, metrics: 
       },
     });
   };
-  // By operationName (none: ''), then by document text: no key string built per request.
-  const known = new Map<string, Map<string, KnownOperation>>();
-  let knownCount = 0;
-  const knownIn = (query: unknown, operationName: string | undefined): Map<string, KnownOperation> | undefined =>
-    typeof query === 'string' && query.length <= MAX_KNOWN_QUERY_LENGTH ? known.get(operationName ?? '') : undefined;
-  const remember = (query: unknown, operationName: string | undefined, operation: KnownOperation): void => {
-    if (typeof query !== 'string' || query.length > MAX_KNOWN_QUERY_LENGTH || knownCount >= MAX_KNOWN_OPERATIONS) return;
-    let byQuery = known.get(operationName ?? '');
-    if (!byQuery) known.set(operationName ?? '', (byQuery = new Map()));
-    if (!byQuery.has(query)) knownCount++;
-    byQuery.set(query, operation);
-  };
   const hooks: GraphQLRequestListener<GraphQLContext> = {
     didResolveOperation(requestContext) {
       const { contextValue, operationName, operation, request } = requestContext;
       const logName = operationName ?? operation?.operation;
       contextValue.meta.operationName = logName;
       if (operation?.operation === 'mutation') return limiter.enabled ? chargeMutation(requestContext, operation) : DONE;
-      if (logName !== undefined) remember(request.query, request.operationName, new KnownOperation(operationName ?? null, logName, metrics));
+      if (logName !== undefined && requestContext.document) known.remember(request.query, request.operationName, { name: operationName ?? null, logName, document: requestContext.document, schema: requestContext.schema });
       return DONE;
     },
   };
@@ -186,7 +146,7 @@ function requestPlugin(limiter: RequestRateLimiter, maxFields: number, metrics: 
   const started = Promise.resolve(hooks);
   return {
     requestDidStart: ({ request, contextValue }) => {
-      const operation = knownIn(request.query, request.operationName)?.get(request.query!);
+      const operation = known.find(request.query, request.operationName);
       if (!operation) return started;
       contextValue.meta.operationName = operation.logName;
       contextValue.meta.answered = operation;
@@ -205,8 +165,18 @@ function withException(formatted: GraphQLFormattedError): GraphQLFormattedError 
   return { ...formatted, extensions: { ...extensions, exception: { code: String(extensions['code'] ?? 'GraphQLError') } } };
 }
 
-export function createGraphQLServer(log: Logger, config: Config, limiter: RequestRateLimiter, metrics?: GraphQLMetrics): ApolloServer<GraphQLContext> {
-  return new ApolloServer<GraphQLContext>({
+/**
+ * The GraphQL engine: Apollo Server, and the query operations it resolved before, which the
+ * HTTP layer answers without it when it can (known-operations.ts).
+ */
+export interface GraphQLEngine {
+  apollo: ApolloServer<GraphQLContext>;
+  known: KnownOperations;
+}
+
+export function createGraphQLServer(log: Logger, config: Config, limiter: RequestRateLimiter, metrics?: GraphQLMetrics): GraphQLEngine {
+  const known = new KnownOperations(metrics);
+  const apollo = new ApolloServer<GraphQLContext>({
     typeDefs: readFileSync(SCHEMA_PATH, 'utf8'),
     resolvers,
     // Cache-control hints are of no use to an auth API, and its per-field hook costs on every
@@ -214,7 +184,12 @@ export function createGraphQLServer(log: Logger, config: Config, limiter: Reques
     plugins: [
       ApolloServerPluginLandingPageDisabled(),
       ApolloServerPluginCacheControlDisabled(),
-      requestPlugin(limiter, config.graphqlLimits.maxMutationFields, metrics),
+      // Nothing leaves the server for Apollo's cloud, whatever APOLLO_KEY the environment
+      // holds; and no plugin but ours sees requests (known-operations.ts answers without them).
+      ApolloServerPluginUsageReportingDisabled(),
+      ApolloServerPluginSchemaReportingDisabled(),
+      ApolloServerPluginInlineTraceDisabled(),
+      requestPlugin(limiter, config.graphqlLimits.maxMutationFields, metrics, known),
     ],
     includeStacktraceInErrorResponses: false,
     // Shutdown is ours (main.ts): Apollo's own SIGTERM handler would re-raise the signal and
@@ -241,4 +216,5 @@ export function createGraphQLServer(log: Logger, config: Config, limiter: Reques
       };
     },
   });
+  return { apollo, known };
 }

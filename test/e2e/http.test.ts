@@ -14,6 +14,15 @@ afterAll(async () => {
   await s?.close();
 });
 
+/** A user (stored) and an access token of ours for it. */
+async function userWithToken(email: string) {
+  const { upsertStaffUser } = await import('../../src/accounts/users.ts');
+  const { CORE_TOKEN_OWNER } = await import('../../src/tokens/jwt.ts');
+  const app = s.running.app;
+  const user = await upsertStaffUser(app.db.prisma, { email, permissions: [] });
+  return { user, token: await app.tokens.mintAccessToken(user, [], CORE_TOKEN_OWNER) };
+}
+
 describe('health and keys', () => {
   it('answers /healthz and /readyz', async () => {
     const h = await fetch(`${s.url}/healthz`);
@@ -113,11 +122,7 @@ describe('GraphQL over HTTP', () => {
   });
 
   it('logs the principal (user id, never the token) and the client address', async () => {
-    const { upsertStaffUser } = await import('../../src/accounts/users.ts');
-    const { CORE_TOKEN_OWNER } = await import('../../src/tokens/jwt.ts');
-    const app = s.running.app;
-    const user = await upsertStaffUser(app.db.prisma, { email: 'logged@example.com', permissions: [] });
-    const token = await app.tokens.mintAccessToken(user, [], CORE_TOKEN_OWNER);
+    const { user, token } = await userWithToken('logged@example.com');
     const res = await fetch(`${s.url}/graphql/`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-request-id': 'req-principal-1', authorization: `Bearer ${token}` },
@@ -132,6 +137,41 @@ describe('GraphQL over HTTP', () => {
     await fetch(`${s.url}/graphql/`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': 'req-anon-1' }, body: '{"query":"{ me { id } }"}' });
     const anon = s.logs.map((l) => JSON.parse(l)).find((l) => l.requestId === 'req-anon-1' && l.message === 'request');
     expect(anon.principal).toBeUndefined();
+  });
+
+  it('answers a query it has seen before (without Apollo) exactly as the first time: status, content type, body, CORS, request id, log line', async () => {
+    const { user, token } = await userWithToken('repeat@example.com');
+    const query = 'query Repeat($x: Boolean!) { me @include(if: $x) { email isActive } }';
+    for (const accept of [undefined, '*/*', 'application/graphql-response+json']) {
+      for (const authorization of [undefined, `Bearer ${token}`]) {
+        const seen: Array<{ status: number; type: string | null; cors: string | null; body: string }> = [];
+        for (let i = 0; i < 4; i++) {
+          const id = `req-repeat-${seen.length}-${Math.random()}`;
+          const res = await fetch(`${s.url}/graphql/`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', origin: 'https://shop.example.com', 'x-request-id': id, ...(accept ? { accept } : {}), ...(authorization ? { authorization } : {}) },
+            body: JSON.stringify({ query, variables: { x: true } }),
+          });
+          expect(res.headers.get('x-request-id')).toBe(id);
+          seen.push({ status: res.status, type: res.headers.get('content-type'), cors: res.headers.get('access-control-allow-origin'), body: await res.text() });
+          const line = s.logs.map((l) => JSON.parse(l)).find((l) => l.requestId === id && l.message === 'request');
+          expect(line).toMatchObject({ operationName: 'Repeat', status: 200, ...(authorization ? { principal: `user:${user.id}` } : {}) });
+        }
+        expect(seen[0]).toEqual({
+          status: 200,
+          type: accept === 'application/graphql-response+json' ? 'application/graphql-response+json; charset=utf-8' : 'application/json; charset=utf-8',
+          cors: 'https://shop.example.com',
+          body: `${JSON.stringify({ data: { me: authorization ? { email: 'repeat@example.com', isActive: true } : null } })}\n`,
+        });
+        for (const later of seen.slice(1)) expect(later).toEqual(seen[0]);
+      }
+    }
+    // A variable of the wrong type, seen before or not, is Apollo's 400 every time.
+    for (let i = 0; i < 3; i++) {
+      const bad = await s.gql(query, { x: 'yes' });
+      expect(bad.status).toBe(400);
+      expect(bad.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    }
   });
 });
 
