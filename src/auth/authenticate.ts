@@ -126,8 +126,9 @@ export class Authenticator {
   }
 
   /** The cached answer for `token`, without any I/O; undefined when it must be validated. */
-  cached(token: string): Verdict | undefined {
-    return this.lookup(hashToken(token));
+  /** `key`: hashToken(token), when the caller has it already (http/bearer.ts). */
+  cached(token: string, key: string = hashToken(token)): Verdict | undefined {
+    return this.lookup(key);
   }
 
   private lookup(key: string): Verdict | undefined {
@@ -147,9 +148,8 @@ export class Authenticator {
     return refusal === EXPIRED ? EXPIRED : null;
   }
 
-  async authenticate(token: string, req: RequestInfo): Promise<Verdict> {
+  async authenticate(token: string, req: RequestInfo, key: string = hashToken(token)): Promise<Verdict> {
     // A hit answers without waiting; only a miss goes through the (coalescing) validation.
-    const key = hashToken(token);
     const hit = this.lookup(key);
     if (hit !== undefined) return hit;
     let pending = this.inflight.get(key);

@@ -91,6 +91,8 @@ class RequestContext implements GraphQLContext {
     readonly app: AppServices,
     readonly req: RequestInfo,
     readonly token: string | undefined,
+    /** hashToken(token), when the HTTP layer had it already (http/bearer.ts). */
+    private readonly tokenKey: string | undefined,
   ) {
     this.auth = { known: token ? undefined : null, pending: undefined };
   }
@@ -98,7 +100,7 @@ class RequestContext implements GraphQLContext {
   private verdictNow(): Verdict | undefined {
     const auth = this.auth;
     if (auth.known !== undefined || !this.token) return auth.known;
-    return (auth.known = this.app.authenticator.cached(this.token));
+    return (auth.known = this.app.authenticator.cached(this.token, this.tokenKey));
   }
 
   principalNow(): Principal | null | undefined {
@@ -115,7 +117,7 @@ class RequestContext implements GraphQLContext {
     const now = this.verdictNow();
     if (now !== undefined) return now === EXPIRED ? Promise.reject(expiredSignature()) : Promise.resolve(now);
     const auth = this.auth;
-    auth.pending ??= this.app.authenticator.authenticate(this.token!, this.req).then((v) => (auth.known = v));
+    auth.pending ??= this.app.authenticator.authenticate(this.token!, this.req, this.tokenKey).then((v) => (auth.known = v));
     return auth.pending.then(principalOf);
   }
 }
@@ -125,8 +127,9 @@ function principalOf(verdict: Verdict): Principal | null {
   return verdict;
 }
 
-export function createContext(app: AppServices, req: RequestInfo, token: string | undefined): GraphQLContext {
-  return new RequestContext(app, req, token);
+/** `tokenKey`: hashToken(token) when the caller has it already (else computed when needed). */
+export function createContext(app: AppServices, req: RequestInfo, token: string | undefined, tokenKey?: string): GraphQLContext {
+  return new RequestContext(app, req, token, tokenKey);
 }
 
 /**

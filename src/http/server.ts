@@ -32,7 +32,7 @@ import type { Principal } from '../accounts/principal.ts';
 import type { HttpLimits } from '../config.ts';
 import { createContext } from '../graphql/context.ts';
 import type { RequestInfo } from '../plugins/contract.ts';
-import { tokenFromHeaders } from '../auth/authenticate.ts';
+import { bearerOf } from './bearer.ts';
 import { parseCookies } from '../auth/cookies.ts';
 import type { RequestRateLimiter } from '../core/rate-limit.ts';
 import { corsHeaders, exactOriginMatcher, originMatcher } from './cors.ts';
@@ -218,7 +218,8 @@ function requestHandler({ app, graphql, log, rateLimiter, drain }: ServingOption
         body = raw;
       }
     }
-    const ctx = createContext(app, info, tokenFromHeaders(req.headers));
+    const bearer = bearerOf(req);
+    const ctx = createContext(app, info, bearer.token, bearer.key);
     ctxOut.ctx = ctx;
     // A query Apollo resolved before, asked for as Apollo would answer it byte for byte, is
     // answered without Apollo's pipeline (graphql/known-operations.ts).

@@ -139,6 +139,38 @@ describe('GraphQL over HTTP', () => {
     expect(anon.principal).toBeUndefined();
   });
 
+  it('on one keep-alive connection, answers each request for the token it carries (another user, a refused token, none)', async () => {
+    const { Pool } = await import('undici');
+    const alice = await userWithToken('conn-alice@example.com');
+    const bob = await userWithToken('conn-bob@example.com');
+    const pool = new Pool(s.url, { connections: 1, pipelining: 1 });
+    let connections = 0;
+    pool.on('connect', () => connections++);
+    try {
+      const me = async (headers: Record<string, string>) => {
+        const res = await pool.request({ path: '/graphql/', method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query: '{ me { email } }' }) });
+        return ((await res.body.json()) as { data: { me: { email: string } | null } }).data.me?.email ?? null;
+      };
+      const sequence: Array<[Record<string, string>, string | null]> = [
+        [{ authorization: `Bearer ${alice.token}` }, 'conn-alice@example.com'],
+        [{ authorization: `Bearer ${alice.token}` }, 'conn-alice@example.com'],
+        [{ authorization: `Bearer ${bob.token}` }, 'conn-bob@example.com'],
+        [{}, null],
+        [{ authorization: `Bearer ${bob.token}` }, 'conn-bob@example.com'],
+        [{ authorization: `Bearer ${bob.token}x` }, null],
+        [{ authorization: `Bearer ${bob.token}`, 'authorization-bearer': alice.token }, 'conn-alice@example.com'],
+        [{ authorization: `Bearer ${bob.token}` }, 'conn-bob@example.com'],
+        [{ authorization: `Basic ${Buffer.from('a:b').toString('base64')}` }, null],
+      ];
+      const answers: Array<string | null> = [];
+      for (let round = 0; round < 3; round++) for (const [headers] of sequence) answers.push(await me(headers));
+      expect(answers).toEqual([...sequence, ...sequence, ...sequence].map(([, expected]) => expected));
+      expect(connections).toBe(1);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('answers a query it has seen before (without Apollo) exactly as the first time: status, content type, body, CORS, request id, log line', async () => {
     const { user, token } = await userWithToken('repeat@example.com');
     const query = 'query Repeat($x: Boolean!) { me @include(if: $x) { email isActive } }';

@@ -1,0 +1,14 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { configureAndLogIn, root, serverEnv, startBenchIdp, waitForHealth } from './lib.ts';
+const idp = await startBenchIdp();
+const dir = mkdtempSync(path.join(os.tmpdir(), 'exp-'));
+const env = serverEnv(4301, dir);
+const child = spawn(process.execPath, ['--max-semi-space-size=32', ...(process.env.EXP_FLAGS ? process.env.EXP_FLAGS.split(' ') : []), 'scripts/start.mjs', 'serve'], { cwd: process.env.EXP_ROOT ?? root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+await waitForHealth('http://127.0.0.1:4301');
+const token = await configureAndLogIn(idp, 'http://127.0.0.1:4301', env);
+writeFileSync('/tmp/exp/token', token);
+writeFileSync('/tmp/exp/server.pid', String(child.pid));
+console.log('ready', token.length);
