@@ -125,8 +125,10 @@ export class Authenticator {
     this.refused = new TtlLru<'refused' | typeof EXPIRED>(Math.max(1, maxRefusals));
   }
 
-  /** The cached answer for `token`, without any I/O; undefined when it must be validated. */
-  /** `key`: hashToken(token), when the caller has it already (http/bearer.ts). */
+  /**
+   * The cached answer for `token`, without any I/O; undefined when it must be validated.
+   * `key`: hashToken(token), when the caller has it already (http/bearer.ts).
+   */
   cached(token: string, key: string = hashToken(token)): Verdict | undefined {
     return this.lookup(key);
   }

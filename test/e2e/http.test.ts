@@ -171,6 +171,31 @@ describe('GraphQL over HTTP', () => {
     }
   });
 
+  it('a burst of 240 requests for one document over 8 keep-alive connections, mixing two users and no token: each answered for its own token', async () => {
+    const { Pool } = await import('undici');
+    const alice = await userWithToken('burst-alice@example.com');
+    const bob = await userWithToken('burst-bob@example.com');
+    const who = [
+      { headers: {}, email: null },
+      { headers: { authorization: `Bearer ${alice.token}` }, email: 'burst-alice@example.com' },
+      { headers: { authorization: `Bearer ${bob.token}` }, email: 'burst-bob@example.com' },
+    ];
+    const pool = new Pool(s.url, { connections: 8 });
+    try {
+      const plan = Array.from({ length: 240 }, (_, i) => who[(i * 7 + Math.floor(i / 3)) % 3]!);
+      const answers = await Promise.all(
+        plan.map(async ({ headers }) => {
+          const res = await pool.request({ path: '/graphql/', method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{"query":"query Burst { me { email } }"}' });
+          return { status: res.statusCode, email: ((await res.body.json()) as { data: { me: { email: string } | null } }).data.me?.email ?? null };
+        }),
+      );
+      expect(answers).toEqual(plan.map(({ email }) => ({ status: 200, email })));
+      expect(new Set(plan.map((p) => p.email)).size).toBe(3);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('answers a query it has seen before (without Apollo) exactly as the first time: status, content type, body, CORS, request id, log line', async () => {
     const { user, token } = await userWithToken('repeat@example.com');
     const query = 'query Repeat($x: Boolean!) { me @include(if: $x) { email isActive } }';
