@@ -219,6 +219,29 @@ describe('answering a known query without Apollo', () => {
     expect(withoutApollo).toBeGreaterThan(20);
   });
 
+  it('property: any JSON body and any headers are matched without throwing, and only a remembered query text with a learnt Accept is ever matched', async () => {
+    const query = '{ me { email } }';
+    await viaApollo({ query }, undefined);
+    await viaApollo({ query }, '*/*');
+    const body = fc.oneof(
+      fc.jsonValue(),
+      fc.record({ query: fc.oneof(fc.constant(query), fc.jsonValue()), operationName: fc.jsonValue(), variables: fc.jsonValue(), extensions: fc.jsonValue() }, { requiredKeys: [] }),
+    );
+    const header = fc.option(fc.oneof(fc.constantFrom('application/json', '*/*', 'text/plain', 'APPLICATION/JSON'), fc.string()), { nil: undefined });
+    fc.assert(
+      fc.property(fc.constantFrom('POST', 'GET', 'PUT', undefined), body, header, header, (method, b, contentType, accept) => {
+        const request = engine.known.match(method, b, contentType, accept);
+        if (request === undefined) return;
+        expect(method).toBe('POST');
+        expect((b as { query: unknown }).query).toBe(query);
+        expect(['application/json', 'application/json; charset=utf-8', 'application/json;charset=utf-8']).toContain(contentType?.toLowerCase());
+        expect([undefined, '*/*']).toContain(accept);
+      }),
+      { numRuns: 2000 },
+    );
+    expect(engine.known.match('POST', { query }, 'application/json', '*/*')).toBeDefined();
+  });
+
   it('after close() (shutdown) leaves everything to Apollo', async () => {
     const body = { query: '{ me { email } }' };
     await viaApollo(body, undefined);
