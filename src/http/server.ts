@@ -63,6 +63,17 @@ function send(res: ServerResponse, status: number, body: string, headers: Record
   res.end(body);
 }
 
+/**
+ * Writes a complete GraphQL answer: `headers` (request id, CORS, content type) plus the cookies
+ * the request set and the body's length, in one writeHead.
+ */
+function sendGraphQL(res: ServerResponse, status: number, headers: Record<string, string | string[]>, setCookies: string[], text: string): void {
+  if (setCookies.length) headers['set-cookie'] = setCookies;
+  headers['content-length'] = String(Buffer.byteLength(text));
+  res.writeHead(status, headers);
+  res.end(text);
+}
+
 export interface ServingOptions {
   app: AppServices;
   graphql: GraphQLEngine;
@@ -228,10 +239,7 @@ function requestHandler({ app, graphql, log, rateLimiter, drain }: ServingOption
       ctx.meta.operationName = known.operation.logName;
       const text = await graphql.known.execute(known, ctx);
       if (text !== undefined) {
-        const outHeaders: Record<string, string | string[]> = { 'x-request-id': id, ...cors, 'content-type': known.contentType, 'content-length': String(Buffer.byteLength(text)) };
-        if (info.setCookies.length) outHeaders['set-cookie'] = info.setCookies;
-        res.writeHead(200, outHeaders);
-        res.end(text);
+        sendGraphQL(res, 200, { 'x-request-id': id, ...cors, 'content-type': known.contentType }, info.setCookies, text);
         known.operation.answered(200, text);
         return 200;
       }
@@ -250,17 +258,15 @@ function requestHandler({ app, graphql, log, rateLimiter, drain }: ServingOption
     // then takes the object as it is instead of checking and copying each header again).
     const outHeaders: Record<string, string | string[]> = { 'x-request-id': id, ...cors };
     for (const [k, v] of result.headers) outHeaders[k] = v;
-    if (info.setCookies.length) outHeaders['set-cookie'] = info.setCookies;
     const status = result.status ?? 200;
     if (result.body.kind === 'complete') {
       graphql.known.learn(headers.get('accept'), status, result.headers);
       const text = result.body.string;
-      outHeaders['content-length'] = String(Buffer.byteLength(text));
-      res.writeHead(status, outHeaders);
-      res.end(text);
+      sendGraphQL(res, status, outHeaders, info.setCookies, text);
       ctx.meta.answered?.answered(status, text);
     } else {
       ctx.meta.answered?.answered(status, undefined);
+      if (info.setCookies.length) outHeaders['set-cookie'] = info.setCookies;
       res.writeHead(status, outHeaders);
       for await (const chunk of result.body.asyncIterator) res.write(chunk);
       res.end();
