@@ -21,7 +21,8 @@
  * Printed per case: requests/s and p50/p99 latency (means of the rounds); the ratio to the
  * ceiling and to the baseline (of the means; in brackets the lowest and highest ratio to the
  * baseline in a single round); the server's CPU time per request (from /proc: far less noisy
- * than requests/s when others use the machine); log lines per request (the request log is on);
+ * than requests/s when others use the machine) and this process's (the client: a bottleneck
+ * too on 2 cores); the token's length; log lines per request (the request log is on);
  * provider calls (during the measured rounds and a check pass) and tables written (in a check pass
  * that runs each case alone: a digest of every row before and after, taken when the next
  * transaction id moved; the measured rounds are checked as a whole), all of which must be 0; and
@@ -306,7 +307,7 @@ async function main() {
       sent.set(c.target, (sent.get(c.target) ?? 0) + warm.requests);
       if (warm.errors) throw new Error(`warm-up of "${c.name}": ${warm.errors} wrong answers`);
     }
-    const results = cases.map(() => ({ rps: 0, p50: 0, p99: 0, errors: 0, requests: 0, cpuMs: 0, lines: 0, providerCalls: 0, tablesWritten: new Set<string>(), perRound: [] as number[] }));
+    const results = cases.map(() => ({ rps: 0, p50: 0, p99: 0, errors: 0, requests: 0, cpuMs: 0, clientCpuMs: 0, lines: 0, providerCalls: 0, tablesWritten: new Set<string>(), perRound: [] as number[] }));
     const roundsBefore = await state();
     for (let round = 0; round < ROUNDS; round++) {
       // Each round starts with another case, so no case always runs first or last.
@@ -318,10 +319,13 @@ async function main() {
         idp2.resetCounts();
         const lines0 = t.lines() ?? 0;
         const cpu0 = cpuMs(t.pid);
+        const client0 = process.cpuUsage();
         const r = await measure(t.pool, c.token, DURATION_MS, c.check);
+        const client = process.cpuUsage(client0);
         sent.set(t, (sent.get(t) ?? 0) + r.requests);
         const cpu1 = cpuMs(t.pid);
         const acc = results[i]!;
+        acc.clientCpuMs += (client.user + client.system) / 1000;
         acc.rps += r.rps / ROUNDS;
         acc.p50 += r.p50 / ROUNDS;
         acc.p99 += r.p99 / ROUNDS;
@@ -359,7 +363,7 @@ async function main() {
       const per = paired(r, base);
       return `${median(per).toFixed(2)} ${per[0]!.toFixed(2)}-${per.at(-1)!.toFixed(2)}`;
     };
-    const cols: Array<[string, number]> = [['case', 31], ['req/s', 7], ['p50 ms', 7], ['p99 ms', 7], ['x ceil', 6], ['x anon', 6], ['rounds: median min-max', 22], ['CPU us/req', 10], ['log/req', 7], ['idp calls', 9], ['tables written', 14], ['errors', 6]];
+    const cols: Array<[string, number]> = [['case', 31], ['req/s', 7], ['p50 ms', 7], ['p99 ms', 7], ['x ceil', 6], ['x anon', 6], ['rounds: median min-max', 22], ['CPU us/req', 10], ['client us', 9], ['token B', 7], ['log/req', 7], ['idp calls', 9], ['tables written', 14], ['errors', 6]];
     const line = (values: string[]) => values.map((v, k) => (k === 0 ? v.padEnd(cols[k]![1]) : v.padStart(cols[k]![1]))).join(' ');
     console.log(`\nconcurrency ${CONCURRENCY}, ${ROUNDS} rounds x ${DURATION_MS} ms per case, database ${databaseUrl ? 'PostgreSQL' : 'embedded PGlite'}, node ${process.version} ${START_FLAGS.join(' ')} (server and ceiling), ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
     console.log(line(cols.map(([n]) => n)));
@@ -368,7 +372,7 @@ async function main() {
       console.log(
         line([
           c.name, r.rps.toFixed(0), r.p50.toFixed(2), r.p99.toFixed(2), ratio(r.rps, ceil?.rps), ratio(r.rps, base?.rps), range(r),
-          ((r.cpuMs * 1000) / r.requests).toFixed(0), c.role === 'ceiling' ? '-' : (r.lines / r.requests).toFixed(2),
+          ((r.cpuMs * 1000) / r.requests).toFixed(0), ((r.clientCpuMs * 1000) / r.requests).toFixed(0), String(c.token?.length ?? 0), c.role === 'ceiling' ? '-' : (r.lines / r.requests).toFixed(2),
           String(r.providerCalls), String(r.tablesWritten.size), String(r.errors),
         ]),
       );

@@ -69,6 +69,11 @@ export interface GraphQLContext {
   /** For the request log: the principal if known without validating (cache), never throwing. */
   principalSeen(): Principal | null | undefined;
   /**
+   * The principal when known without waiting (as principalNow), but undefined rather than
+   * throwing for an expired token of ours: what answers may be remembered by (answer-memo.ts).
+   */
+  principalSettled(): Principal | null | undefined;
+  /**
    * Filled in once the operation is known, for the request log line. An object, because
    * Apollo hands resolvers a shallow copy of the context.
    */
@@ -111,6 +116,11 @@ class RequestContext implements GraphQLContext {
   principalSeen(): Principal | null | undefined {
     const now = this.verdictNow();
     return now === EXPIRED ? null : now;
+  }
+
+  principalSettled(): Principal | null | undefined {
+    const now = this.verdictNow();
+    return now === EXPIRED ? undefined : now;
   }
 
   principal(): Promise<Principal | null> {

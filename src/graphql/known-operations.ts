@@ -20,6 +20,8 @@
  * - the result has no errors (`execute`: else undefined, and Apollo answers the request, so
  *   error formatting, status codes and the `invalid`/`error` metrics stay Apollo's). Only
  *   queries are remembered, and queries do not write: running one again is safe.
+ * A query whose answer depends on the request's principal alone (principal-pure.ts) has its
+ * answer remembered per principal object (answer-memo.ts) and given again without executing.
  * Mutations are never remembered (the rate limit and the audit run in Apollo's hooks), nor is a
  * document that failed to parse or validate. Bounded: MAX_KNOWN_OPERATIONS texts of at most
  * MAX_KNOWN_QUERY_LENGTH characters, of which MAX_KNOWN_DOCUMENT_CHARS worth keep their parsed
@@ -29,6 +31,8 @@
 import { execute, type DocumentNode, type GraphQLSchema } from 'graphql';
 import type { GraphQLMetrics, GraphQLOutcome } from '../metrics/metrics.ts';
 import type { AnsweredWithoutHooks, GraphQLContext } from './context.ts';
+import { dependsOnlyOnPrincipal } from './principal-pure.ts';
+import { AnswerMemo } from './answer-memo.ts';
 
 /** Documents of at most this many characters are remembered, ... */
 export const MAX_KNOWN_QUERY_LENGTH = 4096;
@@ -62,6 +66,8 @@ export class KnownOperation implements AnsweredWithoutHooks {
     readonly document: DocumentNode | undefined,
     readonly schema: GraphQLSchema,
     private readonly metrics: GraphQLMetrics | undefined,
+    /** Its answer depends on the request's principal alone (principal-pure.ts): remembered per principal. */
+    readonly principalPure: boolean = false,
   ) {}
 
   /**
@@ -94,6 +100,7 @@ export class KnownOperations {
   /** Accept header value (absent: '') → the content type Apollo answered it with. */
   private readonly contentTypes = new Map<string, string>();
   private open = true;
+  private readonly answers = new AnswerMemo<KnownOperation>();
 
   constructor(private readonly metrics: GraphQLMetrics | undefined) {}
 
@@ -112,7 +119,8 @@ export class KnownOperations {
     const keep = this.documentChars + query.length <= MAX_KNOWN_DOCUMENT_CHARS;
     if (keep) this.documentChars += query.length;
     this.count++;
-    byQuery.set(query, new KnownOperation(resolved.name, resolved.logName, keep ? resolved.document : undefined, resolved.schema, this.metrics));
+    const pure = keep && dependsOnlyOnPrincipal(resolved.schema, resolved.document);
+    byQuery.set(query, new KnownOperation(resolved.name, resolved.logName, keep ? resolved.document : undefined, resolved.schema, this.metrics, pure));
   }
 
   /**
@@ -144,10 +152,16 @@ export class KnownOperations {
   /**
    * Runs a matched request as Apollo would (graphql-js execute, no root value, the default
    * field resolver) and returns Apollo's body for it, or undefined when the result has errors:
-   * then Apollo must answer the request.
+   * then Apollo must answer the request. A principal-pure operation's answer is remembered for
+   * the request's principal (answer-memo.ts) and given again without running it.
    */
   async execute(request: KnownRequest, contextValue: GraphQLContext): Promise<string | undefined> {
     const { operation } = request;
+    if (operation.principalPure) {
+      const principal = contextValue.principalSettled();
+      const remembered = principal === undefined ? undefined : this.answers.get(operation, principal);
+      if (remembered !== undefined) return remembered;
+    }
     const result = await execute({
       schema: operation.schema,
       document: operation.document,
@@ -157,7 +171,13 @@ export class KnownOperations {
     });
     if (result.errors) return undefined;
     // Apollo's order (errors, data, extensions) and its stringifyResult: JSON plus a newline.
-    return JSON.stringify({ data: result.data, extensions: result.extensions }) + '\n';
+    const text = JSON.stringify({ data: result.data, extensions: result.extensions }) + '\n';
+    if (operation.principalPure) {
+      // The principal the answer was computed from (a request's verdict never changes once known).
+      const principal = contextValue.principalSettled();
+      if (principal !== undefined) this.answers.set(operation, principal, text);
+    }
+    return text;
   }
 
   /** From now on every request goes to Apollo (shutdown). */

@@ -334,6 +334,31 @@ describe('revocation', () => {
     expect((await me(token)).me).toBeNull();
   });
 
+  it('a `me` answered from the principal alone (remembered per principal) is each token’s own, and changes on the next request after a demotion, a metadata change and a deactivation', async () => {
+    const { id, token } = await staffWithToken('remembered@example.com', ['MANAGE_STAFF', 'MANAGE_ORDERS']);
+    // A second token of the same user granting less (a token carries its own grant).
+    const user = (await prisma.user.findUnique({ where: { email: 'remembered@example.com' } }))!;
+    const narrow = await s.running.app.tokens.mintAccessToken(user, ['MANAGE_ORDERS'], CORE_TOKEN_OWNER);
+    const pureMe = async (t = token) => {
+      const r = await s.gql('query PureMe { me { email isStaff userPermissions { code } metadata { key value } } }', {}, { token: t });
+      expect(r.status).toBe(200);
+      return r.body.data.me;
+    };
+    // Answered by Apollo, then as a known operation (computed, then remembered), then remembered.
+    for (let i = 0; i < 4; i++) {
+      expect(await pureMe()).toEqual({ email: 'remembered@example.com', isStaff: true, userPermissions: [{ code: 'MANAGE_STAFF' }, { code: 'MANAGE_ORDERS' }], metadata: [] });
+      expect((await pureMe(narrow)).userPermissions).toEqual([{ code: 'MANAGE_ORDERS' }]);
+    }
+    await succeed('staffUpdate', { id, input: { removePermissions: ['MANAGE_STAFF'] } });
+    expect((await pureMe()).userPermissions).toEqual([{ code: 'MANAGE_ORDERS' }]);
+    expect((await pureMe()).userPermissions).toEqual([{ code: 'MANAGE_ORDERS' }]);
+    const meta = await s.gql('mutation($id: ID!) { updateMetadata(id: $id, input: [{ key: "k", value: "v" }]) { errors { code } } }', { id }, { token: root });
+    expect(meta.body.data.updateMetadata.errors).toEqual([]);
+    for (const t of [token, narrow, token, narrow]) expect((await pureMe(t)).metadata).toEqual([{ key: 'k', value: 'v' }]);
+    await succeed('staffUpdate', { id, input: { isActive: false } });
+    for (const t of [token, narrow, token, narrow]) expect(await pureMe(t)).toBeNull();
+  });
+
   /** Refused with a top-level PermissionDenied, as without MANAGE_STAFF, writing nothing. */
   async function denied(mutation: Mutation, variables: Record<string, unknown>, token: string) {
     const before = await dbState();

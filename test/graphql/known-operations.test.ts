@@ -30,6 +30,7 @@ function context(principal: Principal | null): GraphQLContext {
     meta: {},
     principalNow: () => principal,
     principalSeen: () => principal,
+    principalSettled: () => principal,
     principal: () => Promise.resolve(principal),
     req: { ip: '127.0.0.1', requestId: 'test', cookies: {}, setCookies: [], trustedOrigin: false },
   } as unknown as GraphQLContext;
