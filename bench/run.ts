@@ -23,7 +23,9 @@
  * baseline in a single round); the server's CPU time per request (from /proc: far less noisy
  * than requests/s when others use the machine) and this process's (the client: a bottleneck
  * too on 2 cores); the token's length; log lines per request (the request log is on);
- * provider calls (during the measured rounds and a check pass) and tables written (in a check pass
+ * provider calls (during the measured rounds and a check pass), bearer tokens validated (token
+ * cache misses on the server's /metrics, in the check pass; in all the measured rounds, a few: our
+ * own tokens' principals are looked up again every 30 s) and tables written (in a check pass
  * that runs each case alone: a digest of every row before and after, taken when the next
  * transaction id moved; the measured rounds are checked as a whole), all of which must be 0; and
  * errors (a wrong answer or status).
@@ -54,6 +56,18 @@ const WARMUP_MS = Number(process.env['BENCH_WARMUP_MS'] ?? 10_000);
 const DOCUMENT = JSON.stringify({ query: '{ me { email } }' });
 const EXPLICIT_PLUGIN = 'bench.explicit';
 const TSX = process.env['BENCH_RUNTIME'] === 'tsx';
+const METRICS_TOKEN = 'bench-metrics-token-0123456789';
+
+/** Bearer-token validations (token cache misses) the server has counted so far (its /metrics). */
+async function validations(url: string): Promise<number> {
+  const res = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+  if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
+  let n = 0;
+  for (const line of (await res.text()).split('\n')) {
+    if (line.startsWith('saleor_auth_token_cache_lookups_total{') && line.includes('result="miss"')) n += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return n;
+}
 
 interface Round {
   requests: number;
@@ -187,6 +201,7 @@ async function main() {
     OIDC_OPAQUE_TOKEN_CACHE_SECONDS: '600',
     // The default level: the request log line (one per request) is part of what is measured.
     LOG_LEVEL: 'info',
+    METRICS_TOKEN: METRICS_TOKEN,
   };
   let server: ReturnType<typeof startNode> | undefined;
   let ceiling: ReturnType<typeof startNode> | undefined;
@@ -307,8 +322,9 @@ async function main() {
       sent.set(c.target, (sent.get(c.target) ?? 0) + warm.requests);
       if (warm.errors) throw new Error(`warm-up of "${c.name}": ${warm.errors} wrong answers`);
     }
-    const results = cases.map(() => ({ rps: 0, p50: 0, p99: 0, errors: 0, requests: 0, cpuMs: 0, clientCpuMs: 0, lines: 0, providerCalls: 0, tablesWritten: new Set<string>(), perRound: [] as number[] }));
+    const results = cases.map(() => ({ rps: 0, p50: 0, p99: 0, errors: 0, requests: 0, cpuMs: 0, clientCpuMs: 0, validations: 0, lines: 0, providerCalls: 0, tablesWritten: new Set<string>(), perRound: [] as number[] }));
     const roundsBefore = await state();
+    const validatedBefore = await validations(url);
     for (let round = 0; round < ROUNDS; round++) {
       // Each round starts with another case, so no case always runs first or last.
       const order = cases.map((_, k) => (k + round) % cases.length);
@@ -338,14 +354,17 @@ async function main() {
       }
     }
     const writtenInRounds = written(roundsBefore, await state());
-    // The check pass: which case wrote (and called the provider), each alone.
+    const validatedInRounds = (await validations(url)) - validatedBefore;
+    // The check pass: which case wrote, called the provider or validated a token, each alone.
     for (const [i, c] of cases.entries()) {
       idp.resetCounts();
       idp2.resetCounts();
       const before = await state();
+      const validated = c.target === ours ? await validations(url) : 0;
       await measure(c.target.pool, c.token, Math.min(1000, DURATION_MS), c.check);
       for (const tb of written(before, await state())) results[i]!.tablesWritten.add(tb);
       results[i]!.providerCalls += idpCalls();
+      results[i]!.validations = c.target === ours ? (await validations(url)) - validated : 0;
     }
     const windowMs = performance.now() - windowStart;
     for (const c of new Set(cases.map((x) => x.target))) await c.pool.close();
@@ -363,7 +382,7 @@ async function main() {
       const per = paired(r, base);
       return `${median(per).toFixed(2)} ${per[0]!.toFixed(2)}-${per.at(-1)!.toFixed(2)}`;
     };
-    const cols: Array<[string, number]> = [['case', 31], ['req/s', 7], ['p50 ms', 7], ['p99 ms', 7], ['x ceil', 6], ['x anon', 6], ['rounds: median min-max', 22], ['CPU us/req', 10], ['client us', 9], ['token B', 7], ['log/req', 7], ['idp calls', 9], ['tables written', 14], ['errors', 6]];
+    const cols: Array<[string, number]> = [['case', 31], ['req/s', 7], ['p50 ms', 7], ['p99 ms', 7], ['x ceil', 6], ['x anon', 6], ['rounds: median min-max', 22], ['CPU us/req', 10], ['client us', 9], ['token B', 7], ['log/req', 7], ['idp calls', 9], ['validations', 11], ['tables written', 14], ['errors', 6]];
     const line = (values: string[]) => values.map((v, k) => (k === 0 ? v.padEnd(cols[k]![1]) : v.padStart(cols[k]![1]))).join(' ');
     console.log(`\nconcurrency ${CONCURRENCY}, ${ROUNDS} rounds x ${DURATION_MS} ms per case, database ${databaseUrl ? 'PostgreSQL' : 'embedded PGlite'}, node ${process.version} ${START_FLAGS.join(' ')} (server and ceiling), ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
     console.log(line(cols.map(([n]) => n)));
@@ -373,14 +392,14 @@ async function main() {
         line([
           c.name, r.rps.toFixed(0), r.p50.toFixed(2), r.p99.toFixed(2), ratio(r.rps, ceil?.rps), ratio(r.rps, base?.rps), range(r),
           ((r.cpuMs * 1000) / r.requests).toFixed(0), ((r.clientCpuMs * 1000) / r.requests).toFixed(0), String(c.token?.length ?? 0), c.role === 'ceiling' ? '-' : (r.lines / r.requests).toFixed(2),
-          String(r.providerCalls), String(r.tablesWritten.size), String(r.errors),
+          String(r.providerCalls), String(r.validations), String(r.tablesWritten.size), String(r.errors),
         ]),
       );
     });
     if (process.env['BENCH_SERVER_NODE_FLAGS'] || process.env['BENCH_CEILING_NODE_FLAGS']) {
       console.log(`profiling: requests sent from the first warm-up on: ours ${sent.get(ours) ?? 0}, ceiling ${sent.get(framework) ?? 0}, over the last ${Math.ceil(windowMs)} ms before shutdown (bench/profile-top.ts --last ${Math.ceil(windowMs)} --requests N)`);
     }
-    console.log(`tables written during the measured rounds: ${writtenInRounds.length ? writtenInRounds.join(', ') : 'none'}`);
+    console.log(`tables written during the measured rounds: ${writtenInRounds.length ? writtenInRounds.join(', ') : 'none'}; bearer tokens validated (cache misses): ${validatedInRounds}`);
     if (base && ceil) {
       const per = paired(base, ceil);
       console.log(`\nanonymous / ceiling: ${ratio(base.rps, ceil.rps)} of the mean req/s, round by round median ${median(per).toFixed(2)} (${per[0]!.toFixed(2)}-${per.at(-1)!.toFixed(2)}) (target >= 0.85); CPU per request ${ratio(base.cpuMs / base.requests, ceil.cpuMs / ceil.requests)}x the ceiling's`);
