@@ -12,23 +12,41 @@
  *
  * Bounded: an anonymous answer per operation (operations are bounded by known-operations.ts);
  * per principal at most SLOTS_PER_PRINCIPAL answers of at most MAX_ANSWER_LENGTH characters,
- * dropped with the principal (a WeakMap): at most TOKEN_CACHE_MAX_ENTRIES times that in all.
+ * dropped with the principal (a WeakMap), and at most `budget` characters (MAX_PRINCIPAL_CHARS by
+ * default) over all principals: past it, new answers are not remembered until principals the
+ * authenticator dropped are collected (a FinalizationRegistry gives their characters back).
  */
 import type { Principal } from '../accounts/principal.ts';
 
 export const MAX_ANSWER_LENGTH = 2048;
 export const SLOTS_PER_PRINCIPAL = 2;
+/** About 16 MB of answers (two bytes per character at worst). */
+export const MAX_PRINCIPAL_CHARS = 8_000_000;
 
 interface Slots<K> {
   keys: K[];
   texts: string[];
   /** Where the next new answer goes once every slot is taken. */
   next: number;
+  /** Characters in `texts` (what collecting the principal gives back to the budget). */
+  held: { chars: number };
 }
 
 export class AnswerMemo<K extends object> {
   private readonly anonymous = new WeakMap<K, string>();
   private readonly byPrincipal = new WeakMap<Principal, Slots<K>>();
+  /** Characters remembered for principals not yet collected. */
+  private chars = 0;
+  private readonly collected = new FinalizationRegistry<{ chars: number }>((held) => {
+    this.chars -= held.chars;
+  });
+
+  constructor(private readonly budget: number = MAX_PRINCIPAL_CHARS) {}
+
+  /** Characters remembered for principals (for tests). */
+  get principalChars(): number {
+    return this.chars;
+  }
 
   get(key: K, principal: Principal | null): string | undefined {
     if (principal === null) return this.anonymous.get(key);
@@ -45,17 +63,19 @@ export class AnswerMemo<K extends object> {
       return;
     }
     let slots = this.byPrincipal.get(principal);
-    if (!slots) this.byPrincipal.set(principal, (slots = { keys: [], texts: [], next: 0 }));
-    const i = slots.keys.indexOf(key);
-    if (i !== -1) {
-      slots.texts[i] = text;
-    } else if (slots.keys.length < SLOTS_PER_PRINCIPAL) {
-      slots.keys.push(key);
-      slots.texts.push(text);
-    } else {
-      slots.keys[slots.next] = key;
-      slots.texts[slots.next] = text;
-      slots.next = (slots.next + 1) % SLOTS_PER_PRINCIPAL;
+    const existing = slots ? slots.keys.indexOf(key) : -1;
+    const slot = !slots ? 0 : existing !== -1 ? existing : slots.keys.length < SLOTS_PER_PRINCIPAL ? slots.keys.length : slots.next;
+    const replaced = slots?.texts[slot]?.length ?? 0;
+    if (this.chars + text.length - replaced > this.budget) return;
+    if (!slots) {
+      slots = { keys: [], texts: [], next: 0, held: { chars: 0 } };
+      this.byPrincipal.set(principal, slots);
+      this.collected.register(principal, slots.held);
     }
+    if (existing === -1 && slots.keys.length >= SLOTS_PER_PRINCIPAL) slots.next = (slots.next + 1) % SLOTS_PER_PRINCIPAL;
+    slots.keys[slot] = key;
+    slots.texts[slot] = text;
+    slots.held.chars += text.length - replaced;
+    this.chars += text.length - replaced;
   }
 }

@@ -143,6 +143,8 @@ export class KnownOperations {
     if (extensions !== undefined && extensions !== null) return undefined;
     if (variables !== undefined && variables !== null && !isRecord(variables)) return undefined;
     if (operationName !== undefined && operationName !== null && typeof operationName !== 'string') return undefined;
+    // "" names no operation (Apollo answers an error), yet it is the key of unnamed requests.
+    if (operationName === '') return undefined;
     const name = operationName ?? undefined;
     const operation = this.find(body['query'], name);
     if (!operation?.document) return undefined;

@@ -243,6 +243,15 @@ describe('answering a known query without Apollo', () => {
     expect(engine.known.match('POST', { query }, 'application/json', '*/*')).toBeDefined();
   });
 
+  it('leaves an empty operationName to Apollo (it names no operation), even once the answer for the principal is remembered', async () => {
+    const query = '{ me { email } }';
+    for (let i = 0; i < 3; i++) await expectSameAnswer({ query }, undefined, ALICE);
+    expect(engine.known.match('POST', { query, operationName: '' }, 'application/json', undefined)).toBeUndefined();
+    const apollo = await viaApollo({ query, operationName: '' }, undefined, ALICE);
+    expect(apollo.status).toBe(400);
+    expect(JSON.parse(apollo.body).errors[0].message).toContain('Unknown operation named ""');
+  });
+
   it('after close() (shutdown) leaves everything to Apollo', async () => {
     const body = { query: '{ me { email } }' };
     await viaApollo(body, undefined);

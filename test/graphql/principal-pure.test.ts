@@ -17,6 +17,7 @@ import { createLogger } from '../../src/log.ts';
 import { RequestRateLimiter } from '../../src/core/rate-limit.ts';
 import { createGraphQLServer, type GraphQLEngine } from '../../src/graphql/server.ts';
 import { ALWAYS_EMPTY_FIELDS, PRINCIPAL_PURE_FIELDS, dependsOnlyOnPrincipal } from '../../src/graphql/principal-pure.ts';
+import { execFileSync } from 'node:child_process';
 import { AnswerMemo, MAX_ANSWER_LENGTH, SLOTS_PER_PRINCIPAL } from '../../src/graphql/answer-memo.ts';
 import { expiredSignature, type GraphQLContext } from '../../src/graphql/context.ts';
 import type { Principal } from '../../src/accounts/principal.ts';
@@ -261,6 +262,44 @@ describe('AnswerMemo', () => {
     expect(memo.get(b, STAFF)).toBeUndefined();
     memo.set(a, null, 'anon');
     expect([memo.get(a, null), memo.get(b, null), memo.get(a, STAFF)]).toEqual(['anon', undefined, undefined]);
+  });
+
+  it('keeps at most its budget of characters over all principals, counting what a replaced answer gives back', () => {
+    const memo = new AnswerMemo<object>(10);
+    memo.set(a, CUSTOMER, '12345');
+    memo.set(b, CUSTOMER, '123456');
+    expect([memo.get(a, CUSTOMER), memo.get(b, CUSTOMER), memo.principalChars]).toEqual(['12345', undefined, 5]);
+    memo.set(a, CUSTOMER, '1234567890');
+    expect([memo.get(a, CUSTOMER), memo.principalChars]).toEqual(['1234567890', 10]);
+    memo.set(a, STAFF, 'x');
+    expect(memo.get(a, STAFF)).toBeUndefined();
+    memo.set(a, CUSTOMER, 'abc');
+    memo.set(a, STAFF, 'x');
+    expect([memo.get(a, CUSTOMER), memo.get(a, STAFF), memo.principalChars]).toEqual(['abc', 'x', 4]);
+    // Anonymous answers are bounded by the operations, not by the budget.
+    memo.set(a, null, 'y'.repeat(100));
+    expect(memo.get(a, null)).toHaveLength(100);
+  });
+
+  it('gives the characters of a collected principal back to the budget', () => {
+    // A process of its own, with the collector at hand.
+    const script = `
+      const { AnswerMemo } = await import(${JSON.stringify(new URL('../../src/graphql/answer-memo.ts', import.meta.url).href)});
+      const memo = new AnswerMemo(100);
+      const key = {};
+      let principal = { kind: 'user' };
+      memo.set(key, principal, 'x'.repeat(60));
+      const full = memo.principalChars;
+      memo.set(key, { kind: 'user' }, 'y'.repeat(60));
+      principal = null;
+      for (let i = 0; i < 20 && memo.principalChars > 0; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 10)); }
+      const after = memo.principalChars;
+      const other = { kind: 'user' };
+      memo.set(key, other, 'z'.repeat(90));
+      console.log(JSON.stringify({ full, after, stored: memo.get(key, other)?.length ?? 0 }));
+    `;
+    const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(JSON.parse(out)).toEqual({ full: 60, after: 0, stored: 90 });
   });
 
   it(`does not keep an answer over ${MAX_ANSWER_LENGTH} characters`, () => {
