@@ -23,10 +23,11 @@
  * A query whose answer depends on the request's principal alone (principal-pure.ts) has its
  * answer remembered per principal object (answer-memo.ts) and given again without executing.
  * Mutations are never remembered (the rate limit and the audit run in Apollo's hooks), nor is a
- * document that failed to parse or validate. Bounded: MAX_KNOWN_OPERATIONS texts of at most
- * MAX_KNOWN_QUERY_LENGTH characters, of which MAX_KNOWN_DOCUMENT_CHARS worth keep their parsed
- * document (a parsed document takes about 100 bytes per character); MAX_ACCEPT_VALUES Accept
- * values. After `close()` (shutdown) every request goes to Apollo, which refuses it as stopped.
+ * document that failed to parse or validate. Bounded: at most MAX_KNOWN_OPERATIONS texts of at
+ * most MAX_KNOWN_QUERY_LENGTH characters, MAX_KNOWN_DOCUMENT_CHARS characters in all (a parsed
+ * document takes about 100 bytes per character); past either, the operation not asked for
+ * longest makes room (second chance: one-off documents go before those in use);
+ * MAX_ACCEPT_VALUES Accept values. After `close()` (shutdown) every request goes to Apollo, which refuses it as stopped.
  */
 import { execute, type DocumentNode, type GraphQLSchema } from 'graphql';
 import type { GraphQLMetrics, GraphQLOutcome } from '../metrics/metrics.ts';
@@ -38,7 +39,7 @@ import { AnswerMemo } from './answer-memo.ts';
 export const MAX_KNOWN_QUERY_LENGTH = 4096;
 /** ... at most this many of them, ... */
 export const MAX_KNOWN_OPERATIONS = 1000;
-/** ... and the parsed documents kept for answering without Apollo total at most this many characters of text. */
+/** ... and at most this many characters of text in all (their parsed documents are kept). */
 export const MAX_KNOWN_DOCUMENT_CHARS = 256 * 1024;
 /** Accept header values whose content type is remembered (each at most MAX_ACCEPT_LENGTH characters). */
 export const MAX_ACCEPT_VALUES = 64;
@@ -57,13 +58,16 @@ export function graphqlOutcome(status: number | undefined, resolved: boolean, to
 
 /** A query (or subscription) operation Apollo resolved: a document that parsed and validated, and the operation its operationName picks. */
 export class KnownOperation implements AnsweredWithoutHooks {
+  /** Asked for since the eviction sweep last passed it (KnownOperations.evictOne). */
+  used = false;
+
   constructor(
     /** Apollo's operationName: the operation's name, null when it has none. */
     readonly name: string | null,
     /** What the request log shows: the name, else the operation type. */
     readonly logName: string,
-    /** The parsed, validated document; undefined when over MAX_KNOWN_DOCUMENT_CHARS (then only Apollo answers it). */
-    readonly document: DocumentNode | undefined,
+    /** The parsed, validated document. */
+    readonly document: DocumentNode,
     readonly schema: GraphQLSchema,
     private readonly metrics: GraphQLMetrics | undefined,
     /** Its answer depends on the request's principal alone (principal-pure.ts): remembered per principal. */
@@ -81,7 +85,7 @@ export class KnownOperation implements AnsweredWithoutHooks {
 
 /** A request `match` found answerable without Apollo. */
 export interface KnownRequest {
-  operation: KnownOperation & { document: DocumentNode };
+  operation: KnownOperation;
   /** The content type Apollo answers this request's Accept header with. */
   contentType: string;
   operationName: string | undefined;
@@ -95,7 +99,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 export class KnownOperations {
   /** By operationName (none: ''), then by document text: no key string built per request. */
   private readonly known = new Map<string, Map<string, KnownOperation>>();
-  private count = 0;
+  /** Every remembered operation with its keys, oldest (or longest unused, see evictOne) first. */
+  private readonly order = new Map<KnownOperation, { name: string; query: string }>();
   private documentChars = 0;
   /** Accept header value (absent: '') → the content type Apollo answered it with. */
   private readonly contentTypes = new Map<string, string>();
@@ -107,20 +112,52 @@ export class KnownOperations {
   /** The operation a request for `query` with `operationName` resolves to, if Apollo resolved it before. */
   find(query: unknown, operationName: string | undefined): KnownOperation | undefined {
     if (typeof query !== 'string' || query.length > MAX_KNOWN_QUERY_LENGTH) return undefined;
-    return this.known.get(operationName ?? '')?.get(query);
+    const operation = this.known.get(operationName ?? '')?.get(query);
+    if (operation) operation.used = true;
+    return operation;
   }
 
-  /** Remembers a query operation Apollo resolved (called from its didResolveOperation hook). */
+  /**
+   * Remembers a query operation Apollo resolved (called from its didResolveOperation hook),
+   * making room (evictOne) when MAX_KNOWN_OPERATIONS or MAX_KNOWN_DOCUMENT_CHARS is reached.
+   */
   remember(query: unknown, operationName: string | undefined, resolved: { name: string | null; logName: string; document: DocumentNode; schema: GraphQLSchema }): void {
-    if (typeof query !== 'string' || query.length > MAX_KNOWN_QUERY_LENGTH || this.count >= MAX_KNOWN_OPERATIONS) return;
-    let byQuery = this.known.get(operationName ?? '');
-    if (!byQuery) this.known.set(operationName ?? '', (byQuery = new Map()));
-    if (byQuery.has(query)) return;
-    const keep = this.documentChars + query.length <= MAX_KNOWN_DOCUMENT_CHARS;
-    if (keep) this.documentChars += query.length;
-    this.count++;
-    const pure = keep && dependsOnlyOnPrincipal(resolved.schema, resolved.document);
-    byQuery.set(query, new KnownOperation(resolved.name, resolved.logName, keep ? resolved.document : undefined, resolved.schema, this.metrics, pure));
+    if (typeof query !== 'string' || query.length > MAX_KNOWN_QUERY_LENGTH) return;
+    const name = operationName ?? '';
+    if (this.known.get(name)?.has(query)) return;
+    while (this.order.size > 0 && (this.order.size >= MAX_KNOWN_OPERATIONS || this.documentChars + query.length > MAX_KNOWN_DOCUMENT_CHARS)) this.evictOne();
+    let byQuery = this.known.get(name);
+    if (!byQuery) this.known.set(name, (byQuery = new Map()));
+    const operation = new KnownOperation(resolved.name, resolved.logName, resolved.document, resolved.schema, this.metrics, dependsOnlyOnPrincipal(resolved.schema, resolved.document));
+    byQuery.set(query, operation);
+    this.order.set(operation, { name, query });
+    this.documentChars += query.length;
+  }
+
+  /**
+   * Forgets the oldest operation not asked for since it was last looked at here: one that was
+   * (find) gets a second chance (flag cleared, moved to the end), so documents in use stay and
+   * one-off ones go first. Only called with at least one operation remembered.
+   */
+  private evictOne(): void {
+    for (const [operation, where] of this.order) {
+      this.order.delete(operation);
+      if (operation.used) {
+        operation.used = false;
+        this.order.set(operation, where);
+        continue;
+      }
+      const byQuery = this.known.get(where.name)!;
+      byQuery.delete(where.query);
+      if (byQuery.size === 0) this.known.delete(where.name);
+      this.documentChars -= where.query.length;
+      return;
+    }
+  }
+
+  /** How many operations are remembered (for tests). */
+  get size(): number {
+    return this.order.size;
   }
 
   /**
@@ -147,8 +184,8 @@ export class KnownOperations {
     if (operationName === '') return undefined;
     const name = operationName ?? undefined;
     const operation = this.find(body['query'], name);
-    if (!operation?.document) return undefined;
-    return { operation: operation as KnownRequest['operation'], contentType: responseType, operationName: name, variables: variables ?? undefined };
+    if (!operation) return undefined;
+    return { operation, contentType: responseType, operationName: name, variables: variables ?? undefined };
   }
 
   /**

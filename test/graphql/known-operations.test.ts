@@ -11,7 +11,7 @@ import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
 import { RequestRateLimiter } from '../../src/core/rate-limit.ts';
 import { createGraphQLServer, type GraphQLEngine } from '../../src/graphql/server.ts';
-import { MAX_ACCEPT_VALUES, MAX_KNOWN_DOCUMENT_CHARS, MAX_KNOWN_QUERY_LENGTH } from '../../src/graphql/known-operations.ts';
+import { MAX_ACCEPT_VALUES, MAX_KNOWN_DOCUMENT_CHARS, MAX_KNOWN_OPERATIONS, MAX_KNOWN_QUERY_LENGTH } from '../../src/graphql/known-operations.ts';
 import type { GraphQLContext } from '../../src/graphql/context.ts';
 import type { Principal } from '../../src/accounts/principal.ts';
 
@@ -166,24 +166,44 @@ describe('answering a known query without Apollo', () => {
     expect((await viaApollo({ query }, 'text/html')).status).toBe(406);
   });
 
-  it('keeps the parsed documents of at most MAX_KNOWN_DOCUMENT_CHARS characters of text; longer texts are not remembered', async () => {
+  it('does not remember a text over MAX_KNOWN_QUERY_LENGTH characters', async () => {
     const long = { query: `{ me { email } } ${'#'.repeat(MAX_KNOWN_QUERY_LENGTH)}` };
     await viaApollo(long, undefined);
     await viaApollo(long, undefined);
     expect(engine.known.match('POST', long, 'application/json', undefined)).toBeUndefined();
     expect(engine.known.find(long.query, undefined)).toBeUndefined();
-    // Fill the budget with distinct documents of 4,000 characters (comments pad them).
+  });
+
+  it('keeps at most MAX_KNOWN_DOCUMENT_CHARS characters of documents: the oldest one-off documents make room, one in use stays', async () => {
+    // Distinct documents of 4,000 characters (comments pad them).
     const padded = (i: number) => ({ query: `query P${i} { me { email } } #${'x'.repeat(4000)}` });
     const fit = Math.floor(MAX_KNOWN_DOCUMENT_CHARS / padded(0).query.length);
-    let answered = 0;
-    for (let i = 0; i < fit + 5; i++) {
+    const hot = { query: '{ me { email isStaff } }' };
+    await viaApollo(hot, undefined);
+    await viaApollo(hot, undefined);
+    for (let i = 0; i < 2 * fit; i++) {
       await viaApollo(padded(i), undefined);
-      if (engine.known.match('POST', padded(i), 'application/json', undefined)) answered++;
-      else expect(engine.known.find(padded(i).query, undefined)).toBeDefined();
+      // The hot document is asked for between the others; they are never asked for again.
+      expect(await viaKnown(hot, undefined)).toBeDefined();
     }
-    expect(answered).toBeGreaterThan(0);
-    expect(answered).toBeLessThanOrEqual(fit);
-    expect(answered).toBeGreaterThan(fit - 10);
+    const kept = Array.from({ length: 2 * fit }, (_, i) => engine.known.find(padded(i).query, undefined) !== undefined);
+    // The newest ones are kept (as many as fit beside the hot one), every older one is gone.
+    const oldestKept = kept.indexOf(true);
+    expect(kept.slice(oldestKept).every(Boolean)).toBe(true);
+    expect(2 * fit - oldestKept).toBeGreaterThanOrEqual(fit - 1);
+    expect(2 * fit - oldestKept).toBeLessThanOrEqual(fit);
+    expect(engine.known.find(hot.query, undefined)).toBeDefined();
+    expect(engine.known.size).toBe(2 * fit - oldestKept + 1);
+  });
+
+  it(`keeps at most ${MAX_KNOWN_OPERATIONS} operations, and answers the newest without Apollo`, async () => {
+    const small = (i: number) => ({ query: `query S${i} { me { id } }`, operationName: `S${i}` });
+    for (let i = 0; i < MAX_KNOWN_OPERATIONS + 50; i++) await viaApollo(small(i), undefined);
+    expect(engine.known.size).toBe(MAX_KNOWN_OPERATIONS);
+    expect(engine.known.find(small(0).query, 'S0')).toBeUndefined();
+    expect(engine.known.find(small(49).query, 'S49')).toBeUndefined();
+    expect(engine.known.find(small(50).query, 'S50')).toBeDefined();
+    expect(await viaKnown(small(MAX_KNOWN_OPERATIONS + 49), undefined)).toEqual(await viaApollo(small(MAX_KNOWN_OPERATIONS + 49), undefined));
   });
 
   it(`remembers at most ${MAX_ACCEPT_VALUES} Accept values`, async () => {
