@@ -60,6 +60,11 @@ export function graphqlOutcome(status: number | undefined, resolved: boolean, to
 export class KnownOperation implements AnsweredWithoutHooks {
   /** Asked for since the eviction sweep last passed it (KnownOperations.evictOne). */
   used = false;
+  /**
+   * What its remembered answers are keyed by (answer-memo.ts): an empty object, so that the
+   * answers a principal keeps hold no document once the operation is evicted.
+   */
+  readonly memoKey: object = {};
 
   constructor(
     /** Apollo's operationName: the operation's name, null when it has none. */
@@ -105,7 +110,7 @@ export class KnownOperations {
   /** Accept header value (absent: '') → the content type Apollo answered it with. */
   private readonly contentTypes = new Map<string, string>();
   private open = true;
-  private readonly answers = new AnswerMemo<KnownOperation>();
+  private readonly answers = new AnswerMemo<object>();
 
   constructor(private readonly metrics: GraphQLMetrics | undefined) {}
 
@@ -113,7 +118,7 @@ export class KnownOperations {
   find(query: unknown, operationName: string | undefined): KnownOperation | undefined {
     if (typeof query !== 'string' || query.length > MAX_KNOWN_QUERY_LENGTH) return undefined;
     const operation = this.known.get(operationName ?? '')?.get(query);
-    if (operation) operation.used = true;
+    if (operation && !operation.used) operation.used = true;
     return operation;
   }
 
@@ -198,7 +203,7 @@ export class KnownOperations {
     const { operation } = request;
     if (operation.principalPure) {
       const principal = contextValue.principalSettled();
-      const remembered = principal === undefined ? undefined : this.answers.get(operation, principal);
+      const remembered = principal === undefined ? undefined : this.answers.get(operation.memoKey, principal);
       if (remembered !== undefined) return remembered;
     }
     const result = await execute({
@@ -214,7 +219,7 @@ export class KnownOperations {
     if (operation.principalPure) {
       // The principal the answer was computed from (a request's verdict never changes once known).
       const principal = contextValue.principalSettled();
-      if (principal !== undefined) this.answers.set(operation, principal, text);
+      if (principal !== undefined) this.answers.set(operation.memoKey, principal, text);
     }
     return text;
   }

@@ -302,6 +302,33 @@ describe('AnswerMemo', () => {
     expect(JSON.parse(out)).toEqual({ full: 60, after: 0, stored: 90 });
   });
 
+  it('an evicted operation is not kept alive by the answers a principal still holds', () => {
+    const script = `
+      const { buildSchema, parse } = await import('graphql');
+      const { KnownOperations, MAX_KNOWN_OPERATIONS } = await import(${JSON.stringify(new URL('../../src/graphql/known-operations.ts', import.meta.url).href)});
+      const schema = buildSchema('type Query { me: User } type User { email: String }');
+      const known = new KnownOperations(undefined);
+      const remember = (query) => known.remember(query, undefined, { name: null, logName: 'query', document: parse(query), schema });
+      const principal = { kind: 'user', user: { email: 'a@example.com' } };
+      const ctx = { principalSettled: () => principal, principalNow: () => principal };
+      schema.getQueryType().getFields().me.resolve = (_, __, c) => c.principalNow().user;
+      known.learn(undefined, 200, new Map([['content-type', 'application/json']]));
+      remember('{ me { email } }');
+      let request = known.match('POST', { query: '{ me { email } }' }, 'application/json', undefined);
+      const answer = await known.execute(request, ctx);
+      const remembered = await known.execute(request, { principalSettled: () => principal, principalNow: () => { throw new Error('ran'); } });
+      const ref = new WeakRef(request.operation);
+      request = undefined;
+      for (let i = 0; i < 2 * MAX_KNOWN_OPERATIONS; i++) remember('{ me { email } } #' + i);
+      const evicted = known.find('{ me { email } }', undefined) === undefined;
+      // (deref() keeps its target alive until the end of the current job: only after the collections.)
+      for (let i = 0; i < 5; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 10)); }
+      console.log(JSON.stringify({ answer, same: remembered === answer, evicted, collected: ref.deref() === undefined, principalAlive: principal.kind }));
+    `;
+    const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(JSON.parse(out)).toEqual({ answer: '{"data":{"me":{"email":"a@example.com"}}}\n', same: true, evicted: true, collected: true, principalAlive: 'user' });
+  });
+
   it(`does not keep an answer over ${MAX_ANSWER_LENGTH} characters`, () => {
     const memo = new AnswerMemo<object>();
     memo.set(a, CUSTOMER, 'x'.repeat(MAX_ANSWER_LENGTH));
