@@ -44,6 +44,11 @@ export const MAX_KNOWN_DOCUMENT_CHARS = 256 * 1024;
 /** Accept header values whose content type is remembered (each at most MAX_ACCEPT_LENGTH characters). */
 export const MAX_ACCEPT_VALUES = 64;
 const MAX_ACCEPT_LENGTH = 512;
+/**
+ * The key of a request without an Accept header: not '', which is a header value of its own,
+ * learnt from Apollo's answer to it like any other. No header value holds a newline.
+ */
+const NO_ACCEPT = '\n';
 
 /** The Content-Type values of a request this module answers (lower-cased). */
 const JSON_CONTENT_TYPES: ReadonlySet<string> = new Set(['application/json', 'application/json; charset=utf-8', 'application/json;charset=utf-8']);
@@ -107,7 +112,7 @@ export class KnownOperations {
   /** Every remembered operation with its keys, oldest (or longest unused, see evictOne) first. */
   private readonly order = new Map<KnownOperation, { name: string; query: string }>();
   private documentChars = 0;
-  /** Accept header value (absent: '') → the content type Apollo answered it with. */
+  /** Accept header value (absent: NO_ACCEPT) → the content type Apollo answered it with. */
   private readonly contentTypes = new Map<string, string>();
   private open = true;
   private readonly answers = new AnswerMemo<object>();
@@ -170,7 +175,7 @@ export class KnownOperations {
    * complete 200 whose only header is its content type.
    */
   learn(accept: string | undefined, status: number, headers: ReadonlyMap<string, string>): void {
-    const key = accept ?? '';
+    const key = accept ?? NO_ACCEPT;
     if (status !== 200 || headers.size !== 1 || key.length > MAX_ACCEPT_LENGTH || this.contentTypes.has(key) || this.contentTypes.size >= MAX_ACCEPT_VALUES) return;
     const contentType = headers.get('content-type');
     if (contentType !== undefined) this.contentTypes.set(key, contentType);
@@ -179,7 +184,7 @@ export class KnownOperations {
   /** The request, if it can be answered without Apollo exactly as Apollo would (see the module header). */
   match(method: string | undefined, body: unknown, contentType: string | undefined, accept: string | undefined): KnownRequest | undefined {
     if (!this.open || method !== 'POST' || !isRecord(body) || contentType === undefined) return undefined;
-    const responseType = this.contentTypes.get(accept ?? '');
+    const responseType = this.contentTypes.get(accept ?? NO_ACCEPT);
     if (responseType === undefined || !JSON_CONTENT_TYPES.has(contentType.toLowerCase())) return undefined;
     const { operationName, variables, extensions } = body;
     if (extensions !== undefined && extensions !== null) return undefined;

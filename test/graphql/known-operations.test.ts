@@ -272,6 +272,16 @@ describe('answering a known query without Apollo', () => {
     expect(JSON.parse(apollo.body).errors[0].message).toContain('Unknown operation named ""');
   });
 
+  it('learns an empty Accept header apart from an absent one, from Apollo’s own answer to it', async () => {
+    const query = '{ me { email } }';
+    await viaApollo({ query }, undefined);
+    await viaApollo({ query }, undefined);
+    expect(engine.known.match('POST', { query }, 'application/json', undefined)).toBeDefined();
+    expect(engine.known.match('POST', { query }, 'application/json', '')).toBeUndefined();
+    await viaApollo({ query }, '');
+    expect(await viaKnown({ query }, '')).toEqual(await viaApollo({ query }, ''));
+  });
+
   it('after close() (shutdown) leaves everything to Apollo', async () => {
     const body = { query: '{ me { email } }' };
     await viaApollo(body, undefined);
