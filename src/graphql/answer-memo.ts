@@ -23,8 +23,9 @@ export const SLOTS_PER_PRINCIPAL = 2;
 /** About 16 MB of answers (two bytes per character at worst). */
 export const MAX_PRINCIPAL_CHARS = 8_000_000;
 
-interface Slots<K> {
-  keys: K[];
+interface Slots {
+  /** The operations' memo keys (known-operations.ts: one empty object per operation). */
+  keys: object[];
   texts: string[];
   /** Where the next new answer goes once every slot is taken. */
   next: number;
@@ -32,9 +33,9 @@ interface Slots<K> {
   held: { chars: number };
 }
 
-export class AnswerMemo<K extends object> {
-  private readonly anonymous = new WeakMap<K, string>();
-  private readonly byPrincipal = new WeakMap<Principal, Slots<K>>();
+export class AnswerMemo {
+  private readonly anonymous = new WeakMap<object, string>();
+  private readonly byPrincipal = new WeakMap<Principal, Slots>();
   /** Characters remembered for principals not yet collected. */
   private chars = 0;
   private readonly collected = new FinalizationRegistry<{ chars: number }>((held) => {
@@ -48,7 +49,7 @@ export class AnswerMemo<K extends object> {
     return this.chars;
   }
 
-  get(key: K, principal: Principal | null): string | undefined {
+  get(key: object, principal: Principal | null): string | undefined {
     if (principal === null) return this.anonymous.get(key);
     const slots = this.byPrincipal.get(principal);
     if (!slots) return undefined;
@@ -56,7 +57,7 @@ export class AnswerMemo<K extends object> {
     return i === -1 ? undefined : slots.texts[i];
   }
 
-  set(key: K, principal: Principal | null, text: string): void {
+  set(key: object, principal: Principal | null, text: string): void {
     if (text.length > MAX_ANSWER_LENGTH) return;
     if (principal === null) {
       this.anonymous.set(key, text);

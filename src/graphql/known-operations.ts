@@ -115,7 +115,7 @@ export class KnownOperations {
   /** Accept header value (absent: NO_ACCEPT) → the content type Apollo answered it with. */
   private readonly contentTypes = new Map<string, string>();
   private open = true;
-  private readonly answers = new AnswerMemo<object>();
+  private readonly answers = new AnswerMemo();
 
   constructor(private readonly metrics: GraphQLMetrics | undefined) {}
 

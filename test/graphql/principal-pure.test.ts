@@ -73,6 +73,10 @@ function pureContext(now: Principal | null, settled: Principal | null | undefine
   return ctx as unknown as GraphQLContext;
 }
 
+/** Runs an ES module `script` in a node process of its own with the collector at hand (globalThis.gc); its stdout. */
+const withCollector = (script: string): string =>
+  execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+
 let engine: GraphQLEngine;
 let schema: GraphQLSchema;
 const limiter = RequestRateLimiter.create({ perMinute: 1000, redisUrl: undefined }, createLogger('error'));
@@ -252,7 +256,7 @@ describe('AnswerMemo', () => {
   const c = {};
 
   it(`keeps ${SLOTS_PER_PRINCIPAL} answers per principal, the oldest replaced first, and one anonymous answer per key`, () => {
-    const memo = new AnswerMemo<object>();
+    const memo = new AnswerMemo();
     memo.set(a, CUSTOMER, 'A');
     memo.set(b, CUSTOMER, 'B');
     memo.set(a, CUSTOMER, 'A2');
@@ -265,7 +269,7 @@ describe('AnswerMemo', () => {
   });
 
   it('keeps at most its budget of characters over all principals, counting what a replaced answer gives back', () => {
-    const memo = new AnswerMemo<object>(10);
+    const memo = new AnswerMemo(10);
     memo.set(a, CUSTOMER, '12345');
     memo.set(b, CUSTOMER, '123456');
     expect([memo.get(a, CUSTOMER), memo.get(b, CUSTOMER), memo.principalChars]).toEqual(['12345', undefined, 5]);
@@ -298,7 +302,7 @@ describe('AnswerMemo', () => {
       memo.set(key, other, 'z'.repeat(90));
       console.log(JSON.stringify({ full, after, stored: memo.get(key, other)?.length ?? 0 }));
     `;
-    const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    const out = withCollector(script);
     expect(JSON.parse(out)).toEqual({ full: 60, after: 0, stored: 90 });
   });
 
@@ -325,12 +329,12 @@ describe('AnswerMemo', () => {
       for (let i = 0; i < 5; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 10)); }
       console.log(JSON.stringify({ answer, same: remembered === answer, evicted, collected: ref.deref() === undefined, principalAlive: principal.kind }));
     `;
-    const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    const out = withCollector(script);
     expect(JSON.parse(out)).toEqual({ answer: '{"data":{"me":{"email":"a@example.com"}}}\n', same: true, evicted: true, collected: true, principalAlive: 'user' });
   });
 
   it(`does not keep an answer over ${MAX_ANSWER_LENGTH} characters`, () => {
-    const memo = new AnswerMemo<object>();
+    const memo = new AnswerMemo();
     memo.set(a, CUSTOMER, 'x'.repeat(MAX_ANSWER_LENGTH));
     memo.set(b, CUSTOMER, 'x'.repeat(MAX_ANSWER_LENGTH + 1));
     memo.set(a, null, 'y'.repeat(MAX_ANSWER_LENGTH + 1));
